@@ -1,0 +1,66 @@
+//! `wca`: the WeChat customer-service assistant on one machine.
+//!
+//! - `wca serve`: the bot with an embedded store, no AWS account needed.
+//! - `wca send "你好"`: plays WeChat: signs (and encrypts) a message, posts
+//!   it, verifies and opens the reply, prints it.
+//! - `wca bench protocol`: times the per-message protocol path on a file of
+//!   requests (for the side-by-side comparison with wechatpy).
+
+mod bench;
+mod send;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The default state directory, shared by `serve` and `send`.
+pub const DEFAULT_DATA_DIR: &str = ".wca-data";
+
+#[derive(Debug, Parser)]
+#[command(name = "wca", version, about = "WeChat customer-service assistant")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bot locally: webhook at http://127.0.0.1:PORT/wechat.
+    Serve(serve::ServeArgs),
+    /// Send a message to a webhook as WeChat would and print the reply.
+    Send(send::SendArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wca: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the development token `wca serve` wrote into `data_dir`, if any.
+pub fn read_dev_token(data_dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(dev_token_path(data_dir))
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// Where the development token lives.
+pub fn dev_token_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("dev-token")
+}

@@ -1,0 +1,190 @@
+//! The real `wca` binary: `wca serve` in a child process, `wca send` and
+//! wechatpy (an independent implementation) talking to it over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// A running `wca serve`, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+    data_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wca() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wca"));
+    for var in [
+        "WECHAT_TOKEN",
+        "WECHAT_APP_ID",
+        "WECHAT_AES_KEY",
+        "WCA_CONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn start(env: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let mut child = wca()
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&data_dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wca serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let url = line
+        .trim()
+        .strip_prefix("wca listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server {
+        child,
+        url,
+        _dir: dir,
+        data_dir,
+    }
+}
+
+fn send(
+    server: &Server,
+    env: &[(&str, &str)],
+    text: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let out = wca()
+        .args(["send", text, "--url", &server.url, "--data-dir"])
+        .arg(&server.data_dir)
+        .args(extra)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run wca send");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_with_no_configuration_answers_wca_send_with_a_greeting() {
+    let server = start(&[]);
+    let (ok, out, err) = send(&server, &[], "你好", &[]);
+    assert!(ok, "stderr: {err}");
+    assert!(out.contains("你好"), "reply: {out}");
+    let (ok, out, _) = send(&server, &[], "随便说点什么", &[]);
+    assert!(ok);
+    assert_eq!(out.trim(), "(acknowledged, no reply)");
+}
+
+#[test]
+fn serve_and_send_work_in_safe_mode_with_an_aes_key() {
+    let env = [
+        ("WECHAT_AES_KEY", AES_KEY),
+        ("WECHAT_TOKEN", "safeModeToken1"),
+    ];
+    let server = start(&env);
+    let (ok, out, err) = send(&server, &env, "你好", &[]);
+    assert!(ok, "stderr: {err}");
+    assert!(out.contains("你好"), "reply: {out}");
+
+    // A sender without the key is refused, and says why.
+    let (ok, _, err) = send(&server, &[("WECHAT_TOKEN", "safeModeToken1")], "你好", &[]);
+    assert!(!ok);
+    assert!(err.contains("HTTP 400"), "{err}");
+}
+
+#[test]
+fn send_with_the_wrong_token_is_refused_with_a_clear_error() {
+    let server = start(&[]);
+    let (ok, _, err) = send(&server, &[("WECHAT_TOKEN", "notTheRightOne")], "你好", &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("HTTP 403") && err.contains("signature"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("notTheRightOne"),
+        "the token is not echoed: {err}"
+    );
+}
+
+#[test]
+fn a_retried_msg_id_gets_the_same_reply() {
+    let server = start(&[]);
+    let a = send(&server, &[], "你好", &["--msg-id", "777"]);
+    let b = send(&server, &[], "谢谢", &["--msg-id", "777"]);
+    assert!(a.0 && b.0);
+    assert_eq!(
+        a.1, b.1,
+        "the second delivery of MsgId 777 replays the first reply"
+    );
+}
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("WCA_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "wechatpy is needed: run infra/setup-python.sh (the README's test command does) or set WCA_PYTHON"
+    );
+    venv
+}
+
+fn wechatpy(server: &Server, token: &str, aes: Option<&str>, repeat: u32) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/wechatpy_roundtrip.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .args(["--url", &server.url, "--token", token, "--app-id"])
+        .arg(wca_webhook::settings::DEV_APP_ID)
+        .args(["--text", "你好", "--expect-contains", "你好", "--repeat"])
+        .arg(repeat.to_string());
+    if let Some(k) = aes {
+        cmd.args(["--aes-key", k]);
+    }
+    let out = cmd.output().expect("run python");
+    assert!(
+        out.status.success(),
+        "wechatpy round trip failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn wechatpy_encrypts_a_message_that_wca_serve_answers_and_wechatpy_decrypts_the_reply() {
+    let env = [
+        ("WECHAT_AES_KEY", AES_KEY),
+        ("WECHAT_TOKEN", "interopToken1"),
+    ];
+    let server = start(&env);
+    wechatpy(&server, "interopToken1", Some(AES_KEY), 3);
+}
+
+#[test]
+fn wechatpy_talks_to_wca_serve_in_plaintext_mode() {
+    let env = [("WECHAT_TOKEN", "interopToken2")];
+    let server = start(&env);
+    wechatpy(&server, "interopToken2", None, 1);
+}

@@ -1,0 +1,244 @@
+//! The webhook's logic, free of any HTTP framework: a request's query and
+//! body in, a status and body out. The Lambda function and `wca serve`
+//! both mount it through [`crate::router`].
+//!
+//! Per POST: verify and open the request (signature, timestamp window, size,
+//! decryption, XML), claim the message's dedup key, archive it, decide the
+//! reply, emit the events, remember the sealed reply for WeChat's retries,
+//! answer. A retry of a finished message gets the remembered bytes; a retry
+//! that races the first delivery waits briefly for it.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use wca_core::{
+    ArchivedMessage, Begin, Clock, Event, EventSink, IdempotencyStore, MessageArchive, PortError,
+};
+use wca_dialog::Answer;
+use wca_wechat::{
+    Inbound, InboundBody, WechatError,
+    callback::{OpenedRequest, Query},
+    reply::Reply,
+    xml::Event as WxEvent,
+};
+
+use crate::settings::Settings;
+
+/// What WeChat accepts as "received, no reply".
+pub const SUCCESS: &str = "success";
+
+/// An HTTP answer, framework-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `text/xml` for replies, `text/plain` otherwise.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+impl WebhookResponse {
+    fn plain(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+
+    fn from_stored(body: String) -> Self {
+        if body == SUCCESS {
+            Self::plain(200, body)
+        } else {
+            Self {
+                status: 200,
+                content_type: "application/xml; charset=utf-8",
+                body,
+            }
+        }
+    }
+
+    fn internal() -> Self {
+        Self::plain(500, "internal error")
+    }
+}
+
+/// The ports the webhook writes to.
+#[derive(Clone)]
+pub struct Ports {
+    /// Raw + parsed inbound messages.
+    pub archive: Arc<dyn MessageArchive>,
+    /// Dedup of WeChat's retries, with the reply remembered.
+    pub dedup: Arc<dyn IdempotencyStore>,
+    /// `MessageReceived` / `ReplySent` / `RequestRejected`.
+    pub events: Arc<dyn EventSink>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The webhook: settings plus ports.
+#[derive(Clone)]
+pub struct Webhook {
+    settings: Arc<Settings>,
+    ports: Ports,
+}
+
+impl Webhook {
+    /// A webhook over these ports.
+    pub fn new(settings: Settings, ports: Ports) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            ports,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// GET: WeChat's URL verification. Echoes `echostr` when signed.
+    pub async fn handle_get(&self, query: &Query) -> WebhookResponse {
+        let now = self.ports.clock.now();
+        match self.settings.callback.verify_url(query, now) {
+            Ok(echo) => WebhookResponse::plain(200, echo),
+            Err(e) => self.reject(&e, now).await,
+        }
+    }
+
+    /// POST: a message or event from WeChat.
+    pub async fn handle_post(&self, query: &Query, body: &[u8]) -> WebhookResponse {
+        let now = self.ports.clock.now();
+        let opened = match self.settings.callback.open_request(query, body, now) {
+            Ok(opened) => opened,
+            Err(e) => return self.reject(&e, now).await,
+        };
+        let key = opened.inbound.dedup_key();
+        let started = std::time::Instant::now();
+        loop {
+            let now = self.ports.clock.now();
+            match self
+                .ports
+                .dedup
+                .begin(&key, now, self.settings.lease_secs)
+                .await
+            {
+                Ok(Begin::Fresh) => break,
+                Ok(Begin::Done(stored)) => {
+                    tracing::info!(msg_key = %key, "retry answered with the first reply");
+                    return WebhookResponse::from_stored(stored);
+                }
+                Ok(Begin::InFlight) if started.elapsed() < self.settings.inflight_wait => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Ok(Begin::InFlight) => {
+                    tracing::warn!(msg_key = %key, "first delivery still running; acknowledged");
+                    return WebhookResponse::plain(200, SUCCESS);
+                }
+                Err(e) => return self.failed(&key, "dedup", &e),
+            }
+        }
+        match self.process(&opened, &key).await {
+            Ok(response) => response,
+            Err((stage, e)) => {
+                if let Err(release) = self.ports.dedup.release(&key).await {
+                    tracing::error!(msg_key = %key, error = %release, "could not release claim");
+                }
+                self.failed(&key, stage, &e)
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        opened: &OpenedRequest,
+        key: &str,
+    ) -> Result<WebhookResponse, (&'static str, PortError)> {
+        let inbound = &opened.inbound;
+        let now = self.ports.clock.now();
+        let kind = inbound.kind_label();
+        let archived = ArchivedMessage {
+            key: key.to_owned(),
+            openid: inbound.from_user_name.clone(),
+            msg_type: kind.clone(),
+            create_time: inbound.create_time,
+            received_at: now,
+            raw_xml: inbound.raw_xml.clone(),
+            parsed: serde_json::to_value(&inbound.body).unwrap_or(serde_json::Value::Null),
+            expires_at: now.saturating_add(self.settings.retention_secs),
+        };
+        self.ports
+            .archive
+            .put(&archived)
+            .await
+            .map_err(|e| ("archive", e))?;
+
+        let reply = self.decide(inbound);
+        let mut events = vec![Event::message_received(
+            key,
+            &inbound.from_user_name,
+            &kind,
+            inbound.create_time,
+            None,
+        )];
+        let body = match &reply {
+            Some(reply) => {
+                events.push(Event::reply_sent(
+                    key,
+                    &inbound.from_user_name,
+                    reply.kind_label(),
+                    now,
+                ));
+                let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);
+                self.settings.callback.seal_reply(opened, &xml, now)
+            }
+            None => SUCCESS.to_owned(),
+        };
+        self.ports
+            .events
+            .emit(&events)
+            .await
+            .map_err(|e| ("events", e))?;
+        self.ports
+            .dedup
+            .complete(key, &body, now, self.settings.dedup_ttl_secs)
+            .await
+            .map_err(|e| ("dedup", e))?;
+        tracing::info!(msg_key = %key, kind = %kind, replied = reply.is_some(), "message handled");
+        Ok(WebhookResponse::from_stored(body))
+    }
+
+    /// The passive reply for a message, if any.
+    fn decide(&self, inbound: &Inbound) -> Option<Reply> {
+        let rules = &self.settings.rules;
+        match &inbound.body {
+            InboundBody::Event(WxEvent::Subscribe { .. }) => rules.welcome().map(|w| Reply::Text {
+                content: w.to_owned(),
+            }),
+            _ => match rules.answer(inbound.text()?)? {
+                Answer::Text(t) => Some(Reply::Text {
+                    content: t.to_owned(),
+                }),
+                Answer::Transfer => Some(Reply::TransferCustomerService { kf_account: None }),
+            },
+        }
+    }
+
+    async fn reject(&self, error: &WechatError, now: i64) -> WebhookResponse {
+        let reason = error.reason();
+        tracing::warn!(reason, "request rejected");
+        let unique: u64 = rand::rng().random();
+        let event = Event::request_rejected(reason, &format!("{now}-{unique:016x}"), now);
+        // Counting a rejection is best effort: the request is refused either way.
+        if let Err(e) = self.ports.events.emit(&[event]).await {
+            tracing::warn!(error = %e, "could not record a rejection");
+        }
+        WebhookResponse::plain(error.status(), error.to_string())
+    }
+
+    fn failed(&self, key: &str, stage: &str, error: &PortError) -> WebhookResponse {
+        tracing::error!(msg_key = %key, stage, error = %error, "message not handled; WeChat will retry");
+        WebhookResponse::internal()
+    }
+}

@@ -1,0 +1,341 @@
+//! Configuration: an optional TOML file, then environment variables on top.
+//!
+//! Every knob has a default that suits a shop in China, so only the WeChat
+//! secrets must be given. Secrets are held in types whose `Debug` redacts
+//! them, and no error here ever repeats a secret's value.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wca_dialog::Rules;
+use wca_wechat::{AesKey, Token, callback::CallbackConfig};
+
+/// Errors in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("config file {path}: {reason}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is missing or out of range (the message names the setting,
+    /// never a secret's value).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The raw shape of the config file (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// `[wechat]`
+    #[serde(default)]
+    pub wechat: WechatSection,
+    /// `[webhook]`
+    #[serde(default)]
+    pub webhook: WebhookSection,
+    /// `[reply]`: keyword rules and welcome, same format as the defaults.
+    #[serde(default)]
+    pub reply: Option<toml::Table>,
+}
+
+/// `[wechat]` section. Prefer environment variables for secrets.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatSection {
+    /// Token set in the WeChat console.
+    pub token: Option<String>,
+    /// The AppID (`wx...`).
+    pub app_id: Option<String>,
+    /// EncodingAESKey (43 characters); safe mode when set.
+    pub aes_key: Option<String>,
+}
+
+impl std::fmt::Debug for WechatSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatSection")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("app_id", &self.app_id)
+            .field("aes_key", &self.aes_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `[webhook]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// Days to keep archived messages (default 180).
+    pub retention_days: Option<i64>,
+    /// Reject requests whose timestamp is further than this from now
+    /// (default 300; 0 turns the check off).
+    pub timestamp_window_secs: Option<i64>,
+    /// Largest accepted request body (default 65536).
+    pub max_body_bytes: Option<usize>,
+    /// Time zone for daily and hourly counters (default Asia/Shanghai).
+    pub timezone: Option<String>,
+    /// How long a retry waits for the first delivery's reply (default 3000).
+    pub inflight_wait_ms: Option<u64>,
+}
+
+/// Everything the webhook needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Protocol settings (token, AppID, AES key, limits).
+    pub callback: CallbackConfig,
+    /// Archive retention.
+    pub retention_secs: i64,
+    /// How long a finished reply is remembered for retries.
+    pub dedup_ttl_secs: i64,
+    /// How long a claim on a message lasts before another delivery may
+    /// take it over (a crashed worker).
+    pub lease_secs: i64,
+    /// How long a retry waits for the first delivery to finish.
+    pub inflight_wait: Duration,
+    /// Time zone of the counters.
+    pub timezone: jiff::tz::TimeZone,
+    /// Keyword rules and welcome message.
+    pub rules: Rules,
+}
+
+/// Where the values come from: environment variables by name.
+pub trait Env {
+    /// The variable's value, if set and non-empty.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+/// The AppID used when none is configured (local development only).
+pub const DEV_APP_ID: &str = "wx0000000000000000";
+
+impl FileSettings {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Read {
+            path: path.display().to_string(),
+            reason: e.kind().to_string(),
+        })?;
+        Self::parse(&text).map_err(|reason| SettingsError::Syntax {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_owned())
+    }
+}
+
+impl Settings {
+    /// Builds settings from a parsed file (or defaults) with environment
+    /// variables taking precedence: `WECHAT_TOKEN`, `WECHAT_APP_ID`,
+    /// `WECHAT_AES_KEY`, `WCA_RETENTION_DAYS`, `WCA_TIMESTAMP_WINDOW_SECS`,
+    /// `WCA_MAX_BODY_BYTES`, `WCA_TIMEZONE`. `fallback_token` is used when
+    /// neither gives a token (`wca serve`'s development token).
+    pub fn resolve(
+        file: FileSettings,
+        env: &dyn Env,
+        fallback_token: Option<&str>,
+    ) -> Result<Self, SettingsError> {
+        let invalid = |m: String| SettingsError::Invalid(m);
+        let token = env
+            .var("WECHAT_TOKEN")
+            .or(file.wechat.token)
+            .or_else(|| fallback_token.map(str::to_owned))
+            .ok_or_else(|| invalid("WECHAT_TOKEN is not set".into()))?;
+        let token = Token::new(token)
+            .map_err(|e| invalid(format!("WECHAT_TOKEN is not a valid WeChat token: {e}")))?;
+        let app_id = env
+            .var("WECHAT_APP_ID")
+            .or(file.wechat.app_id)
+            .unwrap_or_else(|| DEV_APP_ID.to_owned());
+        let aes_key = match env.var("WECHAT_AES_KEY").or(file.wechat.aes_key) {
+            Some(k) => Some(AesKey::parse(&k).map_err(|e| {
+                invalid(format!("WECHAT_AES_KEY is not a valid EncodingAESKey: {e}"))
+            })?),
+            None => None,
+        };
+        let num =
+            |name: &str, from_file: Option<i64>, default: i64| -> Result<i64, SettingsError> {
+                match env.var(name) {
+                    Some(v) => v
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| invalid(format!("{name} must be a whole number >= 0"))),
+                    None => Ok(from_file.unwrap_or(default)),
+                }
+            };
+        let w = &file.webhook;
+        let retention_days = num("WCA_RETENTION_DAYS", w.retention_days, 180)?;
+        if retention_days < 1 {
+            return Err(invalid("retention must be at least 1 day".into()));
+        }
+        let window = num("WCA_TIMESTAMP_WINDOW_SECS", w.timestamp_window_secs, 300)?;
+        let max_body = num(
+            "WCA_MAX_BODY_BYTES",
+            w.max_body_bytes.map(|n| n as i64),
+            64 * 1024,
+        )?;
+        if max_body < 1024 {
+            return Err(invalid(
+                "the body size limit must be at least 1024 bytes".into(),
+            ));
+        }
+        let tz_name = env
+            .var("WCA_TIMEZONE")
+            .or_else(|| w.timezone.clone())
+            .unwrap_or_else(|| "Asia/Shanghai".to_owned());
+        let timezone = jiff::tz::TimeZone::get(&tz_name)
+            .map_err(|_| invalid(format!("unknown time zone {tz_name:?}")))?;
+        let rules = match file.reply {
+            Some(table) => Rules::from_table(table).map_err(|e| invalid(format!("[reply] {e}")))?,
+            None => Rules::defaults(),
+        };
+        Ok(Self {
+            callback: CallbackConfig {
+                token,
+                app_id,
+                aes_key,
+                max_body_bytes: max_body as usize,
+                timestamp_window_secs: (window > 0).then_some(window),
+            },
+            retention_secs: retention_days * 24 * 3600,
+            dedup_ttl_secs: 24 * 3600,
+            lease_secs: 30,
+            inflight_wait: Duration::from_millis(w.inflight_wait_ms.unwrap_or(3000)),
+            timezone,
+            rules,
+        })
+    }
+
+    /// Settings from the process environment alone (the Lambda function).
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::resolve(FileSettings::default(), &ProcessEnv, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let file = FileSettings::parse(
+            "[wechat]\ntoken = \"fileToken1\"\napp_id = \"wxfile\"\n[webhook]\nretention_days = 7\n",
+        )
+        .expect("parse");
+        let env = [("WECHAT_TOKEN", "envToken1"), ("WCA_RETENTION_DAYS", "30")];
+        let s = Settings::resolve(file, &env, None).expect("resolve");
+        assert_eq!(s.callback.token.expose(), "envToken1");
+        assert_eq!(s.callback.app_id, "wxfile");
+        assert_eq!(s.retention_secs, 30 * 24 * 3600);
+        assert!(s.callback.aes_key.is_none());
+    }
+
+    #[test]
+    fn a_missing_token_is_a_clear_error_unless_a_fallback_is_given() {
+        let env: [(&str, &str); 0] = [];
+        let err = Settings::resolve(FileSettings::default(), &env, None).expect_err("no token");
+        assert_eq!(err.to_string(), "WECHAT_TOKEN is not set");
+        let s = Settings::resolve(FileSettings::default(), &env, Some("devToken123"))
+            .expect("fallback");
+        assert_eq!(s.callback.app_id, DEV_APP_ID);
+    }
+
+    #[test]
+    fn a_bad_aes_key_is_reported_without_repeating_it() {
+        let secret = "not-a-valid-key-but-secret";
+        let env = [("WECHAT_TOKEN", "token123"), ("WECHAT_AES_KEY", secret)];
+        let err = Settings::resolve(FileSettings::default(), &env, None).expect_err("bad key");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("WECHAT_AES_KEY is not a valid EncodingAESKey"),
+            "{msg}"
+        );
+        assert!(!msg.contains(secret), "{msg}");
+        assert!(!format!("{err:?}").contains(secret));
+    }
+
+    #[test]
+    fn debug_output_of_the_file_settings_hides_secrets() {
+        let file = FileSettings::parse(
+            "[wechat]\ntoken = \"sekritToken\"\naes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n",
+        )
+        .expect("parse");
+        let dbg = format!("{file:?}");
+        assert!(
+            !dbg.contains("sekritToken") && !dbg.contains("abcdefghij"),
+            "{dbg}"
+        );
+        let s = Settings::resolve(file, &[("X", "y")], None).expect("resolve");
+        let dbg = format!("{s:?}");
+        assert!(
+            !dbg.contains("sekritToken") && !dbg.contains("abcdefghij"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_unknown_zones_are_rejected() {
+        for (name, value) in [
+            ("WCA_RETENTION_DAYS", "0"),
+            ("WCA_RETENTION_DAYS", "-3"),
+            ("WCA_MAX_BODY_BYTES", "10"),
+            ("WCA_TIMESTAMP_WINDOW_SECS", "soon"),
+            ("WCA_TIMEZONE", "Mars/Olympus"),
+        ] {
+            let env = [("WECHAT_TOKEN", "token123"), (name, value)];
+            assert!(
+                Settings::resolve(FileSettings::default(), &env, None).is_err(),
+                "{name}={value} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn rules_in_the_file_replace_the_defaults() {
+        let file = FileSettings::parse(
+            "[reply]\nwelcome = \"hi there\"\n[[reply.rule]]\nmatch = \"exact\"\nkeywords = [\"ping\"]\nreply = \"pong\"\n",
+        )
+        .expect("parse");
+        let s = Settings::resolve(file, &[("WECHAT_TOKEN", "token123")], None).expect("resolve");
+        assert_eq!(s.rules.welcome(), Some("hi there"));
+        assert_eq!(
+            s.rules.answer("ping"),
+            Some(wca_dialog::Answer::Text("pong"))
+        );
+        assert_eq!(s.rules.answer("你好"), None);
+    }
+}

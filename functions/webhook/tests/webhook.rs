@@ -1,0 +1,519 @@
+//! The webhook driven through its router in-process, with memory adapters:
+//! WeChat's real request shapes in, status and reply bytes out.
+
+use std::sync::Arc;
+
+use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use wca_core::{
+    Counters, EventKind, ManualClock, MessageArchive, analytics,
+    memory::{MemoryArchive, MemoryCounters, MemoryEventSink, MemoryIdempotency},
+};
+use wca_webhook::{
+    Ports, Webhook, router,
+    settings::{FileSettings, Settings},
+};
+use wca_wechat::{AesKey, Token, client_side, reply};
+
+const TOKEN: &str = "testToken123";
+const APP_ID: &str = "wxtestappid0000001";
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const NOW: i64 = 1_700_000_000;
+const OPENID: &str = "oUserTest0000000000000001";
+const GH: &str = "gh_testaccount";
+
+struct Fixture {
+    app: axum::Router,
+    archive: Arc<MemoryArchive>,
+    events: Arc<MemoryEventSink>,
+    clock: Arc<ManualClock>,
+    safe: bool,
+}
+
+fn fixture(safe: bool) -> Fixture {
+    let mut env = vec![("WECHAT_TOKEN", TOKEN), ("WECHAT_APP_ID", APP_ID)];
+    if safe {
+        env.push(("WECHAT_AES_KEY", AES_KEY));
+    }
+    let env: [(&str, &str); 3] = [env[0], env[1], *env.get(2).unwrap_or(&("UNUSED", ""))];
+    let settings = Settings::resolve(FileSettings::default(), &env, None).expect("settings");
+    let archive = Arc::new(MemoryArchive::default());
+    let events = Arc::new(MemoryEventSink::default());
+    let clock = Arc::new(ManualClock::new(NOW));
+    let ports = Ports {
+        archive: archive.clone(),
+        dedup: Arc::new(MemoryIdempotency::default()),
+        events: events.clone(),
+        clock: clock.clone(),
+    };
+    Fixture {
+        app: router(Webhook::new(settings, ports)),
+        archive,
+        events,
+        clock,
+        safe,
+    }
+}
+
+fn token() -> Token {
+    Token::new(TOKEN).expect("token")
+}
+
+fn key() -> AesKey {
+    AesKey::parse(AES_KEY).expect("key")
+}
+
+struct Sent {
+    status: StatusCode,
+    body: String,
+}
+
+impl Fixture {
+    fn seal(&self, inner_xml: &str, timestamp: i64, nonce: &str) -> client_side::SealedRequest {
+        let key = self.safe.then(key);
+        client_side::seal_request(
+            &token(),
+            key.as_ref(),
+            APP_ID,
+            GH,
+            OPENID,
+            inner_xml,
+            timestamp,
+            nonce,
+            [7u8; 16],
+        )
+    }
+
+    async fn post_raw(&self, query: &[(String, String)], body: Vec<u8>) -> Sent {
+        let qs = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let req = Request::post(format!("/wechat?{qs}"))
+            .header("content-type", "text/xml")
+            .body(Body::from(body))
+            .expect("request");
+        let resp = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        Sent {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn post(&self, inner_xml: &str) -> Sent {
+        let sealed = self.seal(inner_xml, self.clock_now(), "nonce123");
+        self.post_raw(&sealed.query, sealed.body.into_bytes()).await
+    }
+
+    fn clock_now(&self) -> i64 {
+        use wca_core::Clock;
+        self.clock.now()
+    }
+
+    /// The reply's text content, opening it as `wca send` would.
+    fn reply_content(&self, body: &str) -> Option<String> {
+        let xml = if self.safe {
+            reply::open_encrypted_reply(&token(), &key(), APP_ID, body).expect("open reply")
+        } else {
+            body.to_owned()
+        };
+        reply::parse_reply(&xml).expect("parse reply").content
+    }
+
+    fn received_events(&self, events: &[wca_core::Event]) -> usize {
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::MessageReceived { .. }))
+            .count()
+    }
+}
+
+fn text(msg_id: &str, content: &str) -> String {
+    client_side::text_message_xml(GH, OPENID, NOW, msg_id, content)
+}
+
+#[tokio::test]
+async fn a_greeting_gets_the_default_greeting_reply_in_plaintext_mode() {
+    let f = fixture(false);
+    let sent = f.post(&text("1001", "你好")).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let parsed = reply::parse_reply(&sent.body).expect("reply xml");
+    assert_eq!(parsed.msg_type, "text");
+    assert_eq!(parsed.to_user_name, OPENID);
+    assert_eq!(parsed.from_user_name, GH);
+    assert!(parsed.content.unwrap_or_default().contains("你好"));
+}
+
+#[tokio::test]
+async fn a_greeting_gets_an_encrypted_reply_in_safe_mode() {
+    let f = fixture(true);
+    let sent = f.post(&text("1002", "你好")).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent.body.contains("<Encrypt>"), "{}", sent.body);
+    assert!(
+        !sent.body.contains("你好"),
+        "the reply is not in clear text"
+    );
+    assert!(
+        f.reply_content(&sent.body)
+            .unwrap_or_default()
+            .contains("你好")
+    );
+}
+
+#[tokio::test]
+async fn a_message_posted_three_times_is_archived_once_counted_once_and_answered_identically() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let msg = text("2001", "你好");
+        let mut bodies = Vec::new();
+        for retry in 0..3 {
+            // WeChat signs every retry afresh.
+            f.clock.advance(5);
+            let sealed = f.seal(&msg, f.clock_now(), &format!("nonce{retry}"));
+            let sent = f.post_raw(&sealed.query, sealed.body.into_bytes()).await;
+            assert_eq!(sent.status, StatusCode::OK);
+            bodies.push(sent.body);
+        }
+        assert_eq!(bodies[0], bodies[1], "safe={safe}");
+        assert_eq!(bodies[1], bodies[2], "safe={safe}");
+        assert_eq!(f.archive.len(), 1, "archived once");
+
+        let events = f.events.take();
+        assert_eq!(f.received_events(&events), 1, "one MessageReceived");
+        let counters = MemoryCounters::default();
+        for e in &events {
+            analytics::apply(&counters, e, &jiff::tz::TimeZone::UTC)
+                .await
+                .expect("apply");
+        }
+        assert_eq!(
+            counters
+                .get("msgs:day:2023-11-14:type:text")
+                .await
+                .expect("get"),
+            1
+        );
+        assert_eq!(
+            counters.get("replies:day:2023-11-14").await.expect("get"),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_accepted_message_is_archived_with_raw_xml_and_parsed_fields() {
+    let f = fixture(true);
+    let msg = text("3001", "我的快递到哪了");
+    let sent = f.post(&msg).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert_eq!(
+        sent.body, "success",
+        "no rule matches: plain acknowledgement"
+    );
+    let stored = f
+        .archive
+        .get("msg:3001", NOW)
+        .await
+        .expect("get")
+        .expect("archived");
+    assert_eq!(stored.raw_xml, msg);
+    assert_eq!(stored.openid, OPENID);
+    assert_eq!(stored.msg_type, "text");
+    assert!(stored.parsed.to_string().contains("我的快递到哪了"));
+    assert_eq!(stored.expires_at, NOW + 180 * 24 * 3600);
+}
+
+#[tokio::test]
+async fn a_new_follower_gets_the_welcome_and_the_event_is_deduplicated_by_sender_and_time() {
+    let f = fixture(false);
+    let sub = client_side::event_xml(GH, OPENID, NOW, "subscribe", Some("qrscene_spring"));
+    let first = f.post(&sub).await;
+    let second = f.post(&sub).await;
+    assert!(
+        f.reply_content(&first.body)
+            .unwrap_or_default()
+            .contains("欢迎")
+    );
+    assert_eq!(first.body, second.body);
+    let stored = f
+        .archive
+        .get(&format!("evt:{OPENID}:{NOW}"), NOW)
+        .await
+        .expect("get")
+        .expect("archived");
+    assert_eq!(stored.msg_type, "event:subscribe");
+}
+
+#[tokio::test]
+async fn an_unknown_message_type_is_acknowledged_archived_and_counted() {
+    let f = fixture(false);
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>\
+         <CreateTime>{NOW}</CreateTime><MsgType><![CDATA[hologram]]></MsgType><MsgId>4001</MsgId></xml>"
+    );
+    let sent = f.post(&xml).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert_eq!(sent.body, "success");
+    let stored = f
+        .archive
+        .get("msg:4001", NOW)
+        .await
+        .expect("get")
+        .expect("archived");
+    assert_eq!(stored.msg_type, "unsupported:hologram");
+    assert_eq!(f.received_events(&f.events.take()), 1);
+}
+
+#[tokio::test]
+async fn asking_for_a_human_hands_the_conversation_to_customer_service() {
+    let f = fixture(false);
+    let sent = f.post(&text("5001", "转人工")).await;
+    let parsed = reply::parse_reply(&sent.body).expect("reply");
+    assert_eq!(parsed.msg_type, "transfer_customer_service");
+}
+
+#[tokio::test]
+async fn url_verification_echoes_echostr_only_when_signed() {
+    let f = fixture(true);
+    let ts = NOW.to_string();
+    let sig = wca_wechat::signature::sign(&[TOKEN, &ts, "n1"]);
+    let ok = Request::get(format!(
+        "/wechat?signature={sig}&timestamp={ts}&nonce=n1&echostr=hello123"
+    ))
+    .body(Body::empty())
+    .expect("req");
+    let resp = f.app.clone().oneshot(ok).await.expect("resp");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"hello123");
+
+    let bad = Request::get(format!(
+        "/wechat?signature={sig}&timestamp={ts}&nonce=n2&echostr=hello123"
+    ))
+    .body(Body::empty())
+    .expect("req");
+    let resp = f.app.clone().oneshot(bad).await.expect("resp");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+// ---- bad input: each case a test; all must be a clear 4xx, archive nothing,
+// ---- emit no MessageReceived, and never panic.
+
+async fn assert_refused(f: &Fixture, sent: Sent, status: StatusCode, says: &str) {
+    assert_eq!(sent.status, status, "body: {}", sent.body);
+    assert!(
+        sent.body.to_lowercase().contains(says),
+        "error body {:?} should mention {says:?}",
+        sent.body
+    );
+    assert!(!sent.body.contains(TOKEN) && !sent.body.contains(AES_KEY));
+    assert!(f.archive.is_empty(), "nothing archived");
+    let events = f.events.take();
+    assert_eq!(f.received_events(&events), 0);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e.kind, EventKind::RequestRejected { .. })),
+        "only the rejection is recorded"
+    );
+}
+
+fn set(query: &mut [(String, String)], name: &str, value: &str) {
+    for (k, v) in query.iter_mut() {
+        if k == name {
+            *v = value.to_owned();
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_input_wrong_signature_is_refused() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let mut sealed = f.seal(&text("1", "hi"), NOW, "n");
+        let name = if safe { "msg_signature" } else { "signature" };
+        set(
+            &mut sealed.query,
+            name,
+            "0000000000000000000000000000000000000000",
+        );
+        let sent = f.post_raw(&sealed.query, sealed.body.into_bytes()).await;
+        assert_refused(&f, sent, StatusCode::FORBIDDEN, "signature").await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_stale_timestamp_is_refused() {
+    let f = fixture(true);
+    let sealed = f.seal(&text("1", "hi"), NOW - 3600, "n");
+    let sent = f.post_raw(&sealed.query, sealed.body.into_bytes()).await;
+    assert_refused(&f, sent, StatusCode::FORBIDDEN, "timestamp").await;
+}
+
+#[tokio::test]
+async fn bad_input_oversized_body_is_refused() {
+    let f = fixture(false);
+    let huge = text("1", &"大".repeat(40_000));
+    let sealed = f.seal(&huge, NOW, "n");
+    let sent = f.post_raw(&sealed.query, sealed.body.into_bytes()).await;
+    assert_eq!(sent.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(f.archive.is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_malformed_xml_is_refused() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let sent = f
+            .post("<xml><ToUserName>gh</ToUserName><Content>open")
+            .await;
+        assert_refused(&f, sent, StatusCode::BAD_REQUEST, "xml").await;
+    }
+}
+
+const BILLION_LAUGHS: &str = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>&lol3;</Content><MsgId>1</MsgId></xml>"#;
+
+const EXTERNAL_ENTITY: &str = r#"<?xml version="1.0"?>
+<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>&xxe;</Content><MsgId>1</MsgId></xml>"#;
+
+#[tokio::test]
+async fn bad_input_billion_laughs_is_refused() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let sent = f.post(BILLION_LAUGHS).await;
+        assert_refused(&f, sent, StatusCode::BAD_REQUEST, "dtd").await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_external_entity_is_refused() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let sent = f.post(EXTERNAL_ENTITY).await;
+        assert_refused(&f, sent, StatusCode::BAD_REQUEST, "dtd").await;
+    }
+}
+
+/// A safe-mode request around an arbitrary `Encrypt` value, correctly signed.
+async fn post_encrypt(f: &Fixture, encrypt: &str) -> Sent {
+    let ts = NOW.to_string();
+    let msg_signature = wca_wechat::signature::sign(&[TOKEN, &ts, "n", encrypt]);
+    let signature = wca_wechat::signature::sign(&[TOKEN, &ts, "n"]);
+    let query = vec![
+        ("signature".to_owned(), signature),
+        ("timestamp".to_owned(), ts),
+        ("nonce".to_owned(), "n".to_owned()),
+        ("openid".to_owned(), OPENID.to_owned()),
+        ("encrypt_type".to_owned(), "aes".to_owned()),
+        ("msg_signature".to_owned(), msg_signature),
+    ];
+    let body = format!(
+        "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    );
+    f.post_raw(&query, body.into_bytes()).await
+}
+
+/// Encrypts `plain` (already a multiple of 16 bytes) with WeChat's key and
+/// IV and no padding of our own, to craft broken padding.
+fn raw_encrypt(plain: &[u8]) -> String {
+    let key_bytes = base64::engine::general_purpose::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    )
+    .decode(format!("{AES_KEY}="))
+    .expect("key");
+    let mut buf = plain.to_vec();
+    let len = buf.len();
+    let enc = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key_bytes, &key_bytes[..16])
+        .expect("key/iv");
+    let out = enc
+        .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+        .expect("aligned");
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+#[tokio::test]
+async fn bad_input_bad_base64_is_refused() {
+    let f = fixture(true);
+    let sent = post_encrypt(&f, "this is not base64!!").await;
+    assert_refused(&f, sent, StatusCode::BAD_REQUEST, "base64").await;
+}
+
+#[tokio::test]
+async fn bad_input_bad_padding_is_refused() {
+    let f = fixture(true);
+    let mut plain = vec![b'a'; 64];
+    plain[63] = 0; // pad length 0 is never valid
+    let sent = post_encrypt(&f, &raw_encrypt(&plain)).await;
+    assert_refused(&f, sent, StatusCode::BAD_REQUEST, "padding").await;
+    let mut plain = vec![b'a'; 64];
+    plain[63] = 40; // longer than WeChat's 32-byte block
+    let sent = post_encrypt(&f, &raw_encrypt(&plain)).await;
+    assert_refused(&f, sent, StatusCode::BAD_REQUEST, "padding").await;
+}
+
+#[tokio::test]
+async fn bad_input_wrong_app_id_is_refused() {
+    let f = fixture(true);
+    let other = client_side::seal_request(
+        &token(),
+        Some(&key()),
+        "wxsomebodyelse00001",
+        GH,
+        OPENID,
+        &text("1", "hi"),
+        NOW,
+        "n",
+        [1u8; 16],
+    );
+    let sent = f.post_raw(&other.query, other.body.into_bytes()).await;
+    assert_refused(&f, sent, StatusCode::BAD_REQUEST, "app").await;
+}
+
+#[tokio::test]
+async fn bad_input_empty_body_is_refused() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let sealed = f.seal("", NOW, "n");
+        let sent = f.post_raw(&sealed.query, Vec::new()).await;
+        assert_refused(&f, sent, StatusCode::BAD_REQUEST, "empty").await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_non_utf8_body_is_refused() {
+    for safe in [false, true] {
+        let f = fixture(safe);
+        let sealed = f.seal(&text("1", "hi"), NOW, "n");
+        let mut body = sealed.body.into_bytes();
+        body.extend_from_slice(&[0xff, 0xfe, 0xc3]);
+        let sent = f.post_raw(&sealed.query, body).await;
+        assert_refused(&f, sent, StatusCode::BAD_REQUEST, "utf-8").await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_plaintext_post_in_safe_mode_is_refused() {
+    let f = fixture(true);
+    let ts = NOW.to_string();
+    let signature = wca_wechat::signature::sign(&[TOKEN, &ts, "n"]);
+    let query = vec![
+        ("signature".to_owned(), signature),
+        ("timestamp".to_owned(), ts),
+        ("nonce".to_owned(), "n".to_owned()),
+    ];
+    let sent = f.post_raw(&query, text("1", "hi").into_bytes()).await;
+    assert_refused(&f, sent, StatusCode::BAD_REQUEST, "encrypt").await;
+}

@@ -1,0 +1,364 @@
+//! One DynamoDB table (`pk` string key, TTL on `ttl`) holds the archive,
+//! dedup keys, event log and counters, told apart by key prefix:
+//! `msg#`, `idem#`, `evt#`, `ctr#`, `once#`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    Client,
+    types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+        ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    },
+};
+use wca_core::{
+    ArchivedMessage, Begin, Counters, Event, EventLog, IdempotencyStore, MessageArchive, PortError,
+};
+
+use crate::unavailable;
+
+/// DynamoDB's limit on items in one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The DynamoDB adapter of the storage ports.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &Item, name: &str) -> Result<String, PortError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(PortError::Corrupt(format!(
+            "attribute {name} missing or not a string"
+        ))),
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Result<i64, PortError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| PortError::Corrupt(format!("attribute {name} is not an integer"))),
+        _ => Err(PortError::Corrupt(format!(
+            "attribute {name} missing or not a number"
+        ))),
+    }
+}
+
+impl DynamoDbStore {
+    /// An adapter over `table` (created by the SAM stack, or by
+    /// [`DynamoDbStore::create_table`] in tests and local set-ups).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table as the SAM stack does (on-demand, `pk` hash key,
+    /// TTL on `ttl`). For tests and the local stand-in.
+    pub async fn create_table(&self) -> Result<(), PortError> {
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| unavailable("create_table", e))?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| unavailable("create_table", e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("create_table", e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(|e| unavailable("update_time_to_live", e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("update_time_to_live", e))?;
+        Ok(())
+    }
+
+    async fn get_item(&self, pk: String) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get_item", e))?;
+        Ok(out.item)
+    }
+
+    /// A put that only succeeds when the key is new: `Ok(false)` when it exists.
+    async fn put_new(&self, op: &str, item: Item) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(op, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageArchive for DynamoDbStore {
+    async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError> {
+        let item = Item::from([
+            ("pk".to_owned(), s(format!("msg#{}", msg.key))),
+            ("openid".to_owned(), s(&msg.openid)),
+            ("msg_type".to_owned(), s(&msg.msg_type)),
+            ("create_time".to_owned(), n(msg.create_time)),
+            ("received_at".to_owned(), n(msg.received_at)),
+            ("raw_xml".to_owned(), s(&msg.raw_xml)),
+            ("parsed".to_owned(), s(msg.parsed.to_string())),
+            ("expires_at".to_owned(), n(msg.expires_at)),
+            ("ttl".to_owned(), n(msg.expires_at)),
+        ]);
+        self.put_new("archive put", item).await
+    }
+
+    async fn get(&self, key: &str, now: i64) -> Result<Option<ArchivedMessage>, PortError> {
+        let Some(item) = self.get_item(format!("msg#{key}")).await? else {
+            return Ok(None);
+        };
+        let expires_at = get_n(&item, "expires_at")?;
+        // TTL deletion lags by up to days: hide what has expired.
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(ArchivedMessage {
+            key: key.to_owned(),
+            openid: get_s(&item, "openid")?,
+            msg_type: get_s(&item, "msg_type")?,
+            create_time: get_n(&item, "create_time")?,
+            received_at: get_n(&item, "received_at")?,
+            raw_xml: get_s(&item, "raw_xml")?,
+            parsed: serde_json::from_str(&get_s(&item, "parsed")?)
+                .map_err(|e| PortError::Corrupt(format!("parsed fields: {e}")))?,
+            expires_at,
+        }))
+    }
+
+    async fn purge_expired(&self, _now: i64) -> Result<u64, PortError> {
+        // DynamoDB's TTL deletes expired items itself.
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoDbStore {
+    async fn begin(&self, key: &str, now: i64, lease_secs: i64) -> Result<Begin, PortError> {
+        let until = now.saturating_add(lease_secs);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("idem#{key}")))
+            .item("st", s("claimed"))
+            .item("until", n(until))
+            .item("ttl", n(until.saturating_add(3600)))
+            // Free, or a claim or result whose time is up.
+            .condition_expression("attribute_not_exists(pk) OR #u <= :now")
+            .expression_attribute_names("#u", "until")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Begin::Fresh),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                let item = self.get_item(format!("idem#{key}")).await?;
+                match item {
+                    Some(item) if get_s(&item, "st")? == "done" => {
+                        Ok(Begin::Done(get_s(&item, "result")?))
+                    }
+                    _ => Ok(Begin::InFlight),
+                }
+            }
+            Err(e) => Err(unavailable("idempotency begin", e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<(), PortError> {
+        let until = now.saturating_add(ttl_secs);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("idem#{key}")))
+            .item("st", s("done"))
+            .item("result", s(result))
+            .item("until", n(until))
+            .item("ttl", n(until))
+            .send()
+            .await
+            .map_err(|e| unavailable("idempotency complete", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("idem#{key}")))
+            .condition_expression("st = :claimed")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already done (or gone): nothing to release.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("idempotency release", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Counters for DynamoDbStore {
+    async fn add_once(
+        &self,
+        once_id: &str,
+        keys: &[String],
+        marker_expires_at: i64,
+    ) -> Result<bool, PortError> {
+        if keys.len() + 1 > MAX_TRANSACTION_ITEMS {
+            return Err(PortError::Rejected(format!(
+                "{} counters in one event; DynamoDB allows {} items per transaction",
+                keys.len(),
+                MAX_TRANSACTION_ITEMS - 1
+            )));
+        }
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("once#{once_id}")))
+            .item("ttl", n(marker_expires_at))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| unavailable("add_once", e))?;
+        let mut items = vec![TransactWriteItem::builder().put(marker).build()];
+        for key in keys {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("ctr#{key}")))
+                .update_expression("ADD n :one")
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(|e| unavailable("add_once", e))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let marker_exists = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                        _ => None,
+                    })
+                    .and_then(|c| c.cancellation_reasons().first())
+                    .and_then(|r| r.code())
+                    .is_some_and(|code| code == "ConditionalCheckFailed");
+                if marker_exists {
+                    Ok(false)
+                } else {
+                    Err(unavailable("add_once", e))
+                }
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<u64, PortError> {
+        match self.get_item(format!("ctr#{key}")).await? {
+            Some(item) => get_n(&item, "n").map(|v| v.max(0) as u64),
+            None => Ok(0),
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for DynamoDbStore {
+    async fn record(&self, event: &Event, expires_at: i64) -> Result<bool, PortError> {
+        let body = serde_json::to_string(event)
+            .map_err(|e| PortError::Rejected(format!("event not serialisable: {e}")))?;
+        let item = Item::from([
+            ("pk".to_owned(), s(format!("evt#{}", event.id))),
+            ("event".to_owned(), s(body)),
+            ("at".to_owned(), n(event.at)),
+            ("ttl".to_owned(), n(expires_at)),
+        ]);
+        self.put_new("event log record", item).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Event>, PortError> {
+        match self.get_item(format!("evt#{id}")).await? {
+            Some(item) => serde_json::from_str(&get_s(&item, "event")?)
+                .map(Some)
+                .map_err(|e| PortError::Corrupt(format!("event: {e}"))),
+            None => Ok(None),
+        }
+    }
+}

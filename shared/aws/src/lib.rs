@@ -1,0 +1,63 @@
+//! AWS adapters of the `wca-core` ports: DynamoDB for the archive, the
+//! dedup keys, the event log and the counters; EventBridge for the event
+//! sink; SQS for reading events back.
+//!
+//! Item mapping lives here and nowhere else: the core sees only its own
+//! types and [`wca_core::PortError`]. Clients are built once per process
+//! from [`sdk_config`], which honours `AWS_ENDPOINT_URL` (or an explicit
+//! endpoint) so the same code runs against the local AWS stand-in.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wca_core::PortError> {
+//! use wca_aws::{DynamoDbStore, sdk_config};
+//! use wca_core::MessageArchive;
+//!
+//! let config = sdk_config(Some("http://127.0.0.1:5000")).await;
+//! let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), "wca");
+//! let missing = store.get("msg:1", 1_700_000_000).await?;
+//! assert!(missing.is_none());
+//! # Ok(()) }
+//! ```
+
+mod dynamodb;
+mod eventbridge;
+mod sqs;
+
+pub use dynamodb::DynamoDbStore;
+pub use eventbridge::EventBridgeSink;
+pub use sqs::{Received, SqsEventQueue, event_from_body};
+
+/// Loads the shared SDK configuration once per process. `endpoint`
+/// overrides `AWS_ENDPOINT_URL` (the local stand-in in tests).
+pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// SDK configuration for a local AWS stand-in (moto_server) at `endpoint`:
+/// fixed fake credentials and `us-east-1`, nothing read from the machine.
+pub async fn stand_in_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "stand-in",
+        ))
+        .load()
+        .await
+}
+
+/// Maps an SDK failure to a port error, keeping the operation's name and
+/// the service's error code but never request data.
+pub(crate) fn unavailable<E>(op: &str, err: E) -> wca_core::PortError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    wca_core::PortError::Unavailable(format!(
+        "{op}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(err)
+    ))
+}

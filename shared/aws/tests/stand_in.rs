@@ -1,0 +1,174 @@
+//! The AWS adapters against a real local AWS stand-in (`moto_server`,
+//! started by `infra/test.sh`, address in `WCA_MOTO_ENDPOINT`), through the
+//! real SDK: the same contract suites the memory and redb adapters pass.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_eventbridge::types::Target;
+use wca_aws::{DynamoDbStore, EventBridgeSink, SqsEventQueue, event_from_body, stand_in_config};
+use wca_core::contract;
+
+fn endpoint() -> String {
+    std::env::var("WCA_MOTO_ENDPOINT").expect(
+        "WCA_MOTO_ENDPOINT is not set: run the tests with infra/test.sh, which starts moto_server",
+    )
+}
+
+/// A name no other test uses, so tests can share one stand-in.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        wca_core::Clock::now(&wca_core::SystemClock)
+    )
+}
+
+async fn store() -> DynamoDbStore {
+    let config = stand_in_config(&endpoint()).await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), unique("wca"));
+    store.create_table().await.expect("create table");
+    store
+}
+
+#[tokio::test]
+async fn dynamodb_archive_keeps_the_archive_contract() {
+    contract::archive(&store().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_idempotency_keeps_the_idempotency_contract() {
+    contract::idempotency(&store().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_counters_keep_the_counters_contract() {
+    contract::counters(&store().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_event_log_keeps_the_event_log_contract() {
+    contract::event_log(&store().await).await;
+}
+
+#[tokio::test]
+async fn counters_refuse_more_keys_than_one_transaction_holds() {
+    use wca_core::Counters;
+    let store = store().await;
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    let err = store
+        .add_once("e", &keys, 2_000_000_000)
+        .await
+        .expect_err("too many");
+    assert!(matches!(err, wca_core::PortError::Rejected(_)), "{err}");
+    assert_eq!(
+        store.get("k0").await.expect("get"),
+        0,
+        "nothing was applied"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_claims_of_one_key_have_exactly_one_winner() {
+    use wca_core::{Begin, IdempotencyStore};
+    let store = store().await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.begin("same", 1_700_000_000, 30).await
+        }));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("begin") == Begin::Fresh {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+}
+
+/// A custom bus with a rule routing wca's events to a fresh queue.
+pub async fn bus_to_queue() -> (EventBridgeSink, SqsEventQueue) {
+    let config = stand_in_config(&endpoint()).await;
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = unique("bus");
+    eb.create_event_bus().name(&bus).send().await.expect("bus");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attrs")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("arn");
+    eb.put_rule()
+        .name("to-analytics")
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["wca"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    eb.put_targets()
+        .rule("to-analytics")
+        .event_bus_name(&bus)
+        .targets(Target::builder().id("q").arn(arn).build().expect("target"))
+        .send()
+        .await
+        .expect("targets");
+    (
+        EventBridgeSink::new(eb, bus),
+        SqsEventQueue::new(sqs, queue_url),
+    )
+}
+
+#[tokio::test]
+async fn eventbridge_sink_keeps_the_event_sink_contract_through_a_rule_to_sqs() {
+    let (sink, queue) = bus_to_queue().await;
+    contract::event_sink(&sink, || async {
+        let mut events = Vec::new();
+        for m in queue.receive(1).await.expect("receive") {
+            events.push(event_from_body(&m.body).expect("an event"));
+            queue.delete(&m.receipt_handle).await.expect("delete");
+        }
+        events
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn more_than_ten_events_are_published_in_chunks() {
+    use wca_core::{Event, EventSink};
+    let (sink, queue) = bus_to_queue().await;
+    let events: Vec<Event> = (0..23)
+        .map(|i| Event::reply_sent(&format!("msg:{i}"), "o", "text", 1))
+        .collect();
+    sink.emit(&events).await.expect("emit 23");
+    let mut got = 0;
+    for _ in 0..10 {
+        let batch = queue.receive(1).await.expect("receive");
+        for m in &batch {
+            queue.delete(&m.receipt_handle).await.expect("delete");
+        }
+        got += batch.len();
+        if got >= 23 {
+            break;
+        }
+    }
+    assert_eq!(got, 23);
+}

@@ -1,0 +1,141 @@
+//! Turns events into counters, once per event id.
+//!
+//! The same logic serves the in-process consumer of `wca serve` and the
+//! SQS-driven analytics function: only the [`Counters`] adapter differs.
+
+use jiff::{Timestamp, tz::TimeZone};
+
+use crate::{Counters, Event, EventKind, PortError};
+
+/// How long a consumer remembers an event id (SQS keeps a message at most
+/// 14 days, so a redelivery cannot come later than that).
+pub const EVENT_MARKER_SECS: i64 = 14 * 24 * 3600;
+
+/// The counter keys an event adds 1 to. Days and hours are local to `tz`.
+///
+/// - received messages: `msgs:day:D`, `msgs:day:D:type:T`, `msgs:hour:DTHH`
+/// - replies: `replies:day:D`, `replies:day:D:type:T`
+/// - refused requests: `rejected:day:D`, `rejected:day:D:reason:R`
+pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
+    match &event.kind {
+        EventKind::MessageReceived {
+            msg_type,
+            create_time,
+            intent,
+            ..
+        } => {
+            let (day, hour) = day_hour(*create_time, tz);
+            let mut keys = vec![
+                format!("msgs:day:{day}"),
+                format!("msgs:day:{day}:type:{msg_type}"),
+                format!("msgs:hour:{day}T{hour}"),
+            ];
+            if let Some(intent) = intent {
+                keys.push(format!("msgs:day:{day}:intent:{intent}"));
+            }
+            keys
+        }
+        EventKind::ReplySent { reply_type, .. } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![
+                format!("replies:day:{day}"),
+                format!("replies:day:{day}:type:{reply_type}"),
+            ]
+        }
+        EventKind::RequestRejected { reason } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![
+                format!("rejected:day:{day}"),
+                format!("rejected:day:{day}:reason:{reason}"),
+            ]
+        }
+    }
+}
+
+/// Applies `event` to `counters` unless its id was applied before.
+/// Returns `true` when it counted.
+pub async fn apply(
+    counters: &dyn Counters,
+    event: &Event,
+    tz: &TimeZone,
+) -> Result<bool, PortError> {
+    let keys = counter_keys(event, tz);
+    counters
+        .add_once(&event.id, &keys, event.at.saturating_add(EVENT_MARKER_SECS))
+        .await
+}
+
+/// `("YYYY-MM-DD", "HH")` of a Unix time in `tz`. Out-of-range times fall
+/// back to the epoch rather than failing the whole event.
+pub fn day_hour(unix_secs: i64, tz: &TimeZone) -> (String, String) {
+    let ts = Timestamp::from_second(unix_secs).unwrap_or(Timestamp::UNIX_EPOCH);
+    let zoned = ts.to_zoned(tz.clone());
+    (
+        zoned.strftime("%Y-%m-%d").to_string(),
+        zoned.strftime("%H").to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryCounters;
+
+    fn shanghai() -> TimeZone {
+        TimeZone::get("Asia/Shanghai").expect("bundled tzdb has Asia/Shanghai")
+    }
+
+    #[test]
+    fn days_and_hours_follow_the_configured_time_zone() {
+        // 2023-11-14 22:13:20 UTC is 06:13 the next morning in Shanghai.
+        assert_eq!(
+            day_hour(1_700_000_000, &TimeZone::UTC),
+            ("2023-11-14".into(), "22".into())
+        );
+        assert_eq!(
+            day_hour(1_700_000_000, &shanghai()),
+            ("2023-11-15".into(), "06".into())
+        );
+    }
+
+    #[test]
+    fn a_received_message_counts_per_day_type_and_hour() {
+        let e = Event::message_received("msg:1", "o", "text", 1_700_000_000, None);
+        assert_eq!(
+            counter_keys(&e, &TimeZone::UTC),
+            vec![
+                "msgs:day:2023-11-14",
+                "msgs:day:2023-11-14:type:text",
+                "msgs:hour:2023-11-14T22"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_intent_adds_a_per_intent_counter() {
+        let e = Event::message_received("msg:1", "o", "text", 0, Some("greeting".into()));
+        assert!(
+            counter_keys(&e, &TimeZone::UTC)
+                .contains(&"msgs:day:1970-01-01:intent:greeting".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn applying_the_same_event_twice_counts_it_once() {
+        let counters = MemoryCounters::default();
+        let e = Event::reply_sent("msg:1", "o", "text", 0);
+        assert!(apply(&counters, &e, &TimeZone::UTC).await.expect("apply"));
+        assert!(!apply(&counters, &e, &TimeZone::UTC).await.expect("apply"));
+        assert_eq!(
+            counters.get("replies:day:1970-01-01").await.expect("get"),
+            1
+        );
+        assert_eq!(
+            counters
+                .get("replies:day:1970-01-01:type:text")
+                .await
+                .expect("get"),
+            1
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Events: what every step reports, for analytics and audit.
+//!
+//! Event ids are derived from what happened (the message's dedup key), not
+//! random, so a step that runs twice emits the same id and every consumer
+//! can ignore the second copy.
+
+use serde::{Deserialize, Serialize};
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Stable id; consumers are idempotent on it.
+    pub id: String,
+    /// When it happened (Unix seconds).
+    pub at: i64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    /// A user's message or event was accepted and archived.
+    MessageReceived {
+        /// Dedup key of the message.
+        msg_key: String,
+        /// Sender.
+        openid: String,
+        /// Kind label (`text`, `event:subscribe`, `unsupported:foo`).
+        msg_type: String,
+        /// WeChat's CreateTime.
+        create_time: i64,
+        /// The intent, once classification runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intent: Option<String>,
+    },
+    /// We answered a message.
+    ReplySent {
+        /// Dedup key of the message answered.
+        msg_key: String,
+        /// Recipient.
+        openid: String,
+        /// Reply kind (`text`, `transfer_customer_service`, ...).
+        reply_type: String,
+    },
+    /// A request was refused before it was trusted (bad signature, bad XML).
+    RequestRejected {
+        /// A short machine-readable reason, e.g. `bad_signature`.
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The event for an accepted inbound message; id `received:{msg_key}`.
+    pub fn message_received(
+        msg_key: &str,
+        openid: &str,
+        msg_type: &str,
+        create_time: i64,
+        intent: Option<String>,
+    ) -> Self {
+        Self {
+            id: format!("received:{msg_key}"),
+            at: create_time,
+            kind: EventKind::MessageReceived {
+                msg_key: msg_key.to_owned(),
+                openid: openid.to_owned(),
+                msg_type: msg_type.to_owned(),
+                create_time,
+                intent,
+            },
+        }
+    }
+
+    /// The event for a reply to `msg_key`; id `reply:{msg_key}`.
+    pub fn reply_sent(msg_key: &str, openid: &str, reply_type: &str, at: i64) -> Self {
+        Self {
+            id: format!("reply:{msg_key}"),
+            at,
+            kind: EventKind::ReplySent {
+                msg_key: msg_key.to_owned(),
+                openid: openid.to_owned(),
+                reply_type: reply_type.to_owned(),
+            },
+        }
+    }
+
+    /// The event for a refused request. `unique` must differ per request.
+    pub fn request_rejected(reason: &str, unique: &str, at: i64) -> Self {
+        Self {
+            id: format!("rejected:{unique}"),
+            at,
+            kind: EventKind::RequestRejected {
+                reason: reason.to_owned(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json_with_a_type_tag() {
+        let e = Event::message_received("msg:42", "o-1", "text", 1_700_000_000, None);
+        let json = serde_json::to_string(&e).expect("serialise");
+        assert!(json.contains(r#""type":"MessageReceived""#), "{json}");
+        let back: Event = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn the_same_message_always_gets_the_same_event_ids() {
+        let a = Event::message_received("msg:42", "o-1", "text", 1, None);
+        let b = Event::message_received("msg:42", "o-1", "text", 1, None);
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, Event::reply_sent("msg:42", "o-1", "text", 1).id);
+    }
+}

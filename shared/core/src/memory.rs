@@ -1,0 +1,217 @@
+//! In-memory adapters of every port: for tests and for wiring examples.
+//! They keep the same semantics as the durable adapters (the contract suites
+//! run against them too), but lose everything when dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::{
+    ArchivedMessage, Begin, Counters, Event, EventLog, EventSink, IdempotencyStore, MessageArchive,
+    PortError,
+};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not cascade: the data is still
+    // consistent because every critical section is a single map operation.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`MessageArchive`] in a map.
+#[derive(Debug, Default)]
+pub struct MemoryArchive(Mutex<HashMap<String, ArchivedMessage>>);
+
+impl MemoryArchive {
+    /// How many messages are stored (expired ones included until purged).
+    pub fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl MessageArchive for MemoryArchive {
+    async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError> {
+        let mut map = lock(&self.0);
+        if map.contains_key(&msg.key) {
+            return Ok(false);
+        }
+        map.insert(msg.key.clone(), msg.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str, now: i64) -> Result<Option<ArchivedMessage>, PortError> {
+        Ok(lock(&self.0)
+            .get(key)
+            .filter(|m| m.expires_at > now)
+            .cloned())
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, PortError> {
+        let mut map = lock(&self.0);
+        let before = map.len();
+        map.retain(|_, m| m.expires_at > now);
+        Ok((before - map.len()) as u64)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Claimed { until: i64 },
+    Done { result: String, until: i64 },
+}
+
+/// [`IdempotencyStore`] in a map.
+#[derive(Debug, Default)]
+pub struct MemoryIdempotency(Mutex<HashMap<String, Slot>>);
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotency {
+    async fn begin(&self, key: &str, now: i64, lease_secs: i64) -> Result<Begin, PortError> {
+        let mut map = lock(&self.0);
+        match map.get(key) {
+            Some(Slot::Done { result, until }) if *until > now => Ok(Begin::Done(result.clone())),
+            Some(Slot::Claimed { until }) if *until > now => Ok(Begin::InFlight),
+            _ => {
+                map.insert(
+                    key.to_owned(),
+                    Slot::Claimed {
+                        until: now + lease_secs,
+                    },
+                );
+                Ok(Begin::Fresh)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<(), PortError> {
+        lock(&self.0).insert(
+            key.to_owned(),
+            Slot::Done {
+                result: result.to_owned(),
+                until: now + ttl_secs,
+            },
+        );
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), PortError> {
+        let mut map = lock(&self.0);
+        if matches!(map.get(key), Some(Slot::Claimed { .. })) {
+            map.remove(key);
+        }
+        Ok(())
+    }
+}
+
+/// [`Counters`] in a map.
+#[derive(Debug, Default)]
+pub struct MemoryCounters {
+    inner: Mutex<(HashMap<String, u64>, HashSet<String>)>,
+}
+
+#[async_trait]
+impl Counters for MemoryCounters {
+    async fn add_once(
+        &self,
+        once_id: &str,
+        keys: &[String],
+        _marker_expires_at: i64,
+    ) -> Result<bool, PortError> {
+        let mut guard = lock(&self.inner);
+        let (values, seen) = &mut *guard;
+        if !seen.insert(once_id.to_owned()) {
+            return Ok(false);
+        }
+        for key in keys {
+            *values.entry(key.clone()).or_default() += 1;
+        }
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<u64, PortError> {
+        Ok(lock(&self.inner).0.get(key).copied().unwrap_or(0))
+    }
+}
+
+/// [`EventSink`] that keeps what it was given, for tests to inspect.
+#[derive(Debug, Default)]
+pub struct MemoryEventSink(Mutex<Vec<Event>>);
+
+impl MemoryEventSink {
+    /// Removes and returns everything emitted so far.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *lock(&self.0))
+    }
+}
+
+#[async_trait]
+impl EventSink for MemoryEventSink {
+    async fn emit(&self, events: &[Event]) -> Result<(), PortError> {
+        lock(&self.0).extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// [`EventLog`] in a map.
+#[derive(Debug, Default)]
+pub struct MemoryEventLog(Mutex<HashMap<String, Event>>);
+
+#[async_trait]
+impl EventLog for MemoryEventLog {
+    async fn record(&self, event: &Event, _expires_at: i64) -> Result<bool, PortError> {
+        let mut map = lock(&self.0);
+        if map.contains_key(&event.id) {
+            return Ok(false);
+        }
+        map.insert(event.id.clone(), event.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Event>, PortError> {
+        Ok(lock(&self.0).get(id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod contract_tests {
+    use super::*;
+    use crate::contract;
+
+    #[tokio::test]
+    async fn memory_archive_keeps_the_archive_contract() {
+        contract::archive(&MemoryArchive::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_idempotency_keeps_the_idempotency_contract() {
+        contract::idempotency(&MemoryIdempotency::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_counters_keep_the_counters_contract() {
+        contract::counters(&MemoryCounters::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_event_log_keeps_the_event_log_contract() {
+        contract::event_log(&MemoryEventLog::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_event_sink_keeps_the_event_sink_contract() {
+        let sink = MemoryEventSink::default();
+        contract::event_sink(&sink, || async { sink.take() }).await;
+    }
+}

@@ -1,0 +1,2 @@
+//! Workspace-level end-to-end tests of wca live in `tests/`; this library
+//! is empty on purpose.

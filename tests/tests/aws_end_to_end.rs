@@ -1,0 +1,307 @@
+//! End to end on the local AWS stand-in (moto_server, started by
+//! `infra/test.sh`): a signed WeChat message into the webhook handler ->
+//! EventBridge bus -> rule -> SQS -> analytics handler -> DynamoDB, all
+//! through the real AWS SDK.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_sqs::types::QueueAttributeName;
+use axum::{body::Body, http::Request};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use wca_analytics::Analytics;
+use wca_aws::{DynamoDbStore, EventBridgeSink, Received, SqsEventQueue, stand_in_config};
+use wca_core::{Clock, Counters, EventLog, MessageArchive, SystemClock, analytics::day_hour};
+use wca_webhook::{
+    Ports, Webhook, router,
+    settings::{FileSettings, Settings},
+};
+use wca_wechat::{AesKey, Token, client_side, reply};
+
+const TOKEN: &str = "e2eToken1234";
+const APP_ID: &str = "wxe2e0000000000001";
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const OPENID: &str = "oE2EUser000000000000000001";
+
+fn endpoint() -> String {
+    std::env::var("WCA_MOTO_ENDPOINT").expect(
+        "WCA_MOTO_ENDPOINT is not set: run the tests with infra/test.sh, which starts moto_server",
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        SystemClock.now()
+    )
+}
+
+struct Stack {
+    store: DynamoDbStore,
+    sink: EventBridgeSink,
+    queue: SqsEventQueue,
+    dlq: SqsEventQueue,
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn")
+}
+
+/// The resources `template.yaml` declares, made on the stand-in.
+async fn stack() -> Stack {
+    let config = stand_in_config(&endpoint()).await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), unique("wca"));
+    store.create_table().await.expect("table");
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(unique("dlq"))
+        .send()
+        .await
+        .expect("dlq")
+        .queue_url
+        .expect("url");
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": queue_arn(&sqs, &dlq_url).await,
+        "maxReceiveCount": 2,
+    });
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("analytics"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+
+    let eb = aws_sdk_eventbridge::Client::new(&config);
+    let bus = unique("bus");
+    eb.create_event_bus().name(&bus).send().await.expect("bus");
+    eb.put_rule()
+        .name("events-to-analytics")
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["wca"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    eb.put_targets()
+        .rule("events-to-analytics")
+        .event_bus_name(&bus)
+        .targets(
+            Target::builder()
+                .id("analytics")
+                .arn(queue_arn(&sqs, &queue_url).await)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("targets");
+    Stack {
+        store,
+        sink: EventBridgeSink::new(eb, bus),
+        queue: SqsEventQueue::new(sqs.clone(), queue_url),
+        dlq: SqsEventQueue::new(sqs, dlq_url),
+    }
+}
+
+fn as_sqs_event(messages: &[Received]) -> SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| serde_json::json!({"messageId": m.message_id, "body": m.body}))
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("sqs event")
+}
+
+/// Receives until `n` messages arrived (or a few empty polls passed).
+async fn receive_n(queue: &SqsEventQueue, n: usize) -> Vec<Received> {
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.extend(queue.receive(1).await.expect("receive"));
+        if got.len() >= n {
+            break;
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_signed_message_is_archived_and_counted_in_dynamodb_once_even_when_sqs_redelivers() {
+    let stack = stack().await;
+    let env = [
+        ("WECHAT_TOKEN", TOKEN),
+        ("WECHAT_APP_ID", APP_ID),
+        ("WECHAT_AES_KEY", AES_KEY),
+    ];
+    let settings = Settings::resolve(FileSettings::default(), &env, None).expect("settings");
+    let tz = settings.timezone.clone();
+    let store = Arc::new(stack.store.clone());
+    let app = router(Webhook::new(
+        settings,
+        Ports {
+            archive: store.clone(),
+            dedup: store.clone(),
+            events: Arc::new(stack.sink.clone()),
+            clock: Arc::new(SystemClock),
+        },
+    ));
+
+    // WeChat posts an encrypted "你好".
+    let now = SystemClock.now();
+    let token = Token::new(TOKEN).expect("token");
+    let key = AesKey::parse(AES_KEY).expect("key");
+    let inner = client_side::text_message_xml("gh_e2e", OPENID, now, "88001", "你好");
+    let sealed = client_side::seal_request(
+        &token,
+        Some(&key),
+        APP_ID,
+        "gh_e2e",
+        OPENID,
+        &inner,
+        now,
+        "4242",
+        [9u8; 16],
+    );
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&sealed.query)
+        .finish();
+    let response = app
+        .oneshot(
+            Request::post(format!("/wechat?{qs}"))
+                .body(Body::from(sealed.body))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let reply_xml = reply::open_encrypted_reply(
+        &token,
+        &key,
+        APP_ID,
+        std::str::from_utf8(&body).expect("utf-8"),
+    )
+    .expect("reply opens");
+    assert!(
+        reply::parse_reply(&reply_xml)
+            .expect("reply")
+            .content
+            .unwrap_or_default()
+            .contains("你好")
+    );
+
+    // Archived in DynamoDB by the webhook itself.
+    let archived = MessageArchive::get(&stack.store, "msg:88001", now)
+        .await
+        .expect("get")
+        .expect("archived");
+    assert_eq!(archived.raw_xml, inner);
+
+    // The bus rule delivered MessageReceived and ReplySent to the queue.
+    let messages = receive_n(&stack.queue, 2).await;
+    assert_eq!(messages.len(), 2, "two events reached the analytics queue");
+    let analytics = Analytics::new(store.clone(), store.clone(), tz.clone());
+    let batch = as_sqs_event(&messages);
+    let response = analytics.handle(batch.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let (day, hour) = day_hour(now, &tz);
+    let count = |k: String| {
+        let store = stack.store.clone();
+        async move { Counters::get(&store, &k).await.expect("counter") }
+    };
+    assert_eq!(count(format!("msgs:day:{day}:type:text")).await, 1);
+    assert_eq!(count(format!("msgs:hour:{day}T{hour}")).await, 1);
+    assert_eq!(count(format!("replies:day:{day}")).await, 1);
+    assert!(
+        EventLog::get(&stack.store, "received:msg:88001")
+            .await
+            .expect("log")
+            .is_some(),
+        "the event itself is written to the log"
+    );
+
+    // SQS redelivers the same batch (at-least-once): nothing changes.
+    let response = analytics.handle(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(count(format!("msgs:day:{day}:type:text")).await, 1);
+    assert_eq!(count(format!("replies:day:{day}")).await, 1);
+}
+
+#[tokio::test]
+async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_rest_of_its_batch_succeeds() {
+    let stack = stack().await;
+    let store = Arc::new(stack.store.clone());
+    let analytics = Analytics::new(store.clone(), store.clone(), jiff::tz::TimeZone::UTC);
+    let good = wca_core::Event::reply_sent("msg:5", OPENID, "text", 1_700_000_000);
+    stack
+        .queue
+        .send_raw(&serde_json::to_string(&good).expect("json"))
+        .await
+        .expect("send good");
+    stack
+        .queue
+        .send_raw("{\"not\": \"an event\"}")
+        .await
+        .expect("send poison");
+
+    let mut attempts = 0;
+    loop {
+        let messages = receive_n(&stack.queue, 1).await;
+        if messages.is_empty() {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts <= 5, "the poison message never left the queue");
+        let response = analytics.handle(as_sqs_event(&messages)).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        // What Lambda's SQS integration does with a partial batch response.
+        for m in &messages {
+            if failed.contains(&m.message_id.as_str()) {
+                assert!(m.body.contains("not"), "only the poison fails");
+                stack
+                    .queue
+                    .retry_now(&m.receipt_handle)
+                    .await
+                    .expect("retry");
+            } else {
+                stack.queue.delete(&m.receipt_handle).await.expect("delete");
+            }
+        }
+    }
+    assert_eq!(
+        Counters::get(&stack.store, "replies:day:2023-11-14")
+            .await
+            .expect("counter"),
+        1,
+        "the good message in the batch was counted"
+    );
+    let dead = receive_n(&stack.dlq, 1).await;
+    assert_eq!(dead.len(), 1, "the poison message is in the DLQ");
+    assert!(dead[0].body.contains("not"));
+}
