@@ -6,25 +6,12 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
-use wca_wechat::callback::{CallbackConfig, Query};
+use wca_wechat::callback::CallbackConfig;
 use wca_wechat::reply::Reply;
 use wca_wechat::{AesKey, Token, client_side};
 
 const APP_ID: &str = "wx1234567890abcdef";
 const NOW: i64 = 1_700_000_000;
-
-fn query(pairs: &[(String, String)]) -> Query {
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    Query {
-        signature: get("signature"),
-        timestamp: get("timestamp"),
-        nonce: get("nonce"),
-        echostr: None,
-        openid: get("openid"),
-        encrypt_type: get("encrypt_type"),
-        msg_signature: get("msg_signature"),
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let token = Token::new("wcaBenchToken123").expect("token");
@@ -60,7 +47,7 @@ fn bench(c: &mut Criterion) {
             "1320562132",
             [7; 16],
         );
-        let q = query(&sealed.query);
+        let q = sealed.parsed_query();
         let name = if safe { "safe_mode" } else { "plaintext" };
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -32,6 +32,28 @@ pub struct Query {
     pub msg_signature: Option<String>,
 }
 
+impl Query {
+    /// The query from decoded `name=value` pairs (the last of a repeated
+    /// name wins, as most frameworks do).
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut q = Self::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "signature" => &mut q.signature,
+                "timestamp" => &mut q.timestamp,
+                "nonce" => &mut q.nonce,
+                "echostr" => &mut q.echostr,
+                "openid" => &mut q.openid,
+                "encrypt_type" => &mut q.encrypt_type,
+                "msg_signature" => &mut q.msg_signature,
+                _ => continue,
+            };
+            *slot = Some(value.clone());
+        }
+        q
+    }
+}
+
 /// Everything needed to verify and open requests and seal replies.
 #[derive(Debug, Clone)]
 pub struct CallbackConfig {

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::reply::cdata;
+use crate::callback::Query;
+use crate::reply::{cdata, write_header};
 use crate::{AesKey, Token, crypto, signature};
 
 /// A request ready to POST: query parameters and body.
@@ -15,6 +16,13 @@ pub struct SealedRequest {
     pub query: Vec<(String, String)>,
     /// The XML body (the envelope with `Encrypt` in safe mode).
     pub body: String,
+}
+
+impl SealedRequest {
+    /// The query as the server side reads it.
+    pub fn parsed_query(&self) -> Query {
+        Query::from_pairs(&self.query)
+    }
 }
 
 /// The XML of a text message from `from` (OpenID) to `to` (our `gh_` id).
@@ -55,16 +63,7 @@ pub fn event_xml(
 
 fn header(to: &str, from: &str, create_time: i64, msg_type: &str) -> String {
     let mut x = String::with_capacity(256);
-    x.push_str("<xml><ToUserName>");
-    cdata(&mut x, to);
-    x.push_str("</ToUserName><FromUserName>");
-    cdata(&mut x, from);
-    let _ = write!(
-        x,
-        "</FromUserName><CreateTime>{create_time}</CreateTime><MsgType>"
-    );
-    cdata(&mut x, msg_type);
-    x.push_str("</MsgType>");
+    write_header(&mut x, to, from, create_time, msg_type);
     x
 }
 

@@ -14,7 +14,7 @@
 //! with an HTTP status and a message that never repeats a secret.
 //!
 //! ```
-//! use wca_wechat::{AesKey, Token, callback::{CallbackConfig, Query}, client_side, reply::Reply};
+//! use wca_wechat::{AesKey, Token, callback::CallbackConfig, client_side, reply::Reply};
 //!
 //! let token = Token::new("myToken1").unwrap();
 //! let key = AesKey::parse("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
@@ -30,18 +30,11 @@
 //! let sent = client_side::seal_request(&token, Some(&key), "wx1234567890abcdef",
 //!     "gh_1", "oUser1", &inner, 1_700_000_000, "42", [7; 16]);
 //! // Ours: open it, answer it.
-//! let query: Query = serde_urlencoded_like(&sent.query);
-//! let opened = config.open_request(&query, sent.body.as_bytes(), 1_700_000_010).unwrap();
+//! let opened = config.open_request(&sent.parsed_query(), sent.body.as_bytes(), 1_700_000_010).unwrap();
 //! assert_eq!(opened.inbound.text(), Some("你好"));
 //! let xml = Reply::Text { content: "您好！".into() }.to_xml("oUser1", "gh_1", 1_700_000_010);
 //! let body = config.seal_reply(&opened, &xml, 1_700_000_010);
 //! assert!(body.contains("<Encrypt>"));
-//! # fn serde_urlencoded_like(pairs: &[(String, String)]) -> Query {
-//! #     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-//! #     Query { signature: get("signature"), timestamp: get("timestamp"), nonce: get("nonce"),
-//! #             echostr: None, openid: get("openid"), encrypt_type: get("encrypt_type"),
-//! #             msg_signature: get("msg_signature") }
-//! # }
 //! ```
 
 pub mod callback;

@@ -103,16 +103,7 @@ impl Reply {
     /// The reply XML, addressed from our account `from` to the user `to`.
     pub fn to_xml(&self, to: &str, from: &str, create_time: i64) -> String {
         let mut x = String::with_capacity(256);
-        x.push_str("<xml><ToUserName>");
-        cdata(&mut x, to);
-        x.push_str("</ToUserName><FromUserName>");
-        cdata(&mut x, from);
-        let _ = write!(
-            x,
-            "</FromUserName><CreateTime>{create_time}</CreateTime><MsgType>"
-        );
-        cdata(&mut x, self.kind_label());
-        x.push_str("</MsgType>");
+        write_header(&mut x, to, from, create_time, self.kind_label());
         match self {
             Self::Text { content } => element(&mut x, "Content", content),
             Self::Image { media_id } => {
@@ -178,6 +169,21 @@ impl Reply {
         x.push_str("</xml>");
         x
     }
+}
+
+/// Opens `<xml>` and writes the four fields every message and reply
+/// starts with.
+pub(crate) fn write_header(x: &mut String, to: &str, from: &str, create_time: i64, msg_type: &str) {
+    x.push_str("<xml><ToUserName>");
+    cdata(x, to);
+    x.push_str("</ToUserName><FromUserName>");
+    cdata(x, from);
+    let _ = write!(
+        x,
+        "</FromUserName><CreateTime>{create_time}</CreateTime><MsgType>"
+    );
+    cdata(x, msg_type);
+    x.push_str("</MsgType>");
 }
 
 fn element(x: &mut String, name: &str, value: &str) {

@@ -38,6 +38,18 @@ impl Node {
     pub fn text_of(&self, name: &str) -> Option<&str> {
         self.child(name).map(|c| c.text.as_str())
     }
+
+    /// The text of the child named `name`, empty when absent.
+    pub fn string(&self, name: &str) -> String {
+        self.text_of(name).unwrap_or_default().to_owned()
+    }
+
+    /// The text of the child named `name`, `None` when absent or empty.
+    pub fn non_empty(&self, name: &str) -> Option<String> {
+        self.text_of(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
 }
 
 /// Parses `xml` whose root element must be `root`.

@@ -437,47 +437,41 @@ fn label_safe(raw: &str) -> String {
 }
 
 fn body(root: &Node, msg_type: &str) -> Result<InboundBody, WechatError> {
-    let s = |name: &str| root.text_of(name).unwrap_or_default().to_owned();
-    let opt = |name: &str| {
-        root.text_of(name)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
     let message = match msg_type.to_ascii_lowercase().as_str() {
         "text" => Message::Text {
             content: root
                 .text_of("Content")
                 .ok_or(WechatError::MissingField("Content"))?
                 .to_owned(),
-            biz_msg_menu_id: opt("bizmsgmenuid"),
+            biz_msg_menu_id: root.non_empty("bizmsgmenuid"),
         },
         "image" => Message::Image {
-            pic_url: s("PicUrl"),
-            media_id: s("MediaId"),
+            pic_url: root.string("PicUrl"),
+            media_id: root.string("MediaId"),
         },
         "voice" => Message::Voice {
-            media_id: s("MediaId"),
-            format: s("Format"),
-            recognition: opt("Recognition"),
+            media_id: root.string("MediaId"),
+            format: root.string("Format"),
+            recognition: root.non_empty("Recognition"),
         },
         "video" => Message::Video {
-            media_id: s("MediaId"),
-            thumb_media_id: s("ThumbMediaId"),
+            media_id: root.string("MediaId"),
+            thumb_media_id: root.string("ThumbMediaId"),
         },
         "shortvideo" => Message::ShortVideo {
-            media_id: s("MediaId"),
-            thumb_media_id: s("ThumbMediaId"),
+            media_id: root.string("MediaId"),
+            thumb_media_id: root.string("ThumbMediaId"),
         },
         "location" => Message::Location {
             latitude: number(root, "Location_X")?,
             longitude: number(root, "Location_Y")?,
-            scale: s("Scale"),
-            label: s("Label"),
+            scale: root.string("Scale"),
+            label: root.string("Label"),
         },
         "link" => Message::Link {
-            title: s("Title"),
-            description: s("Description"),
-            url: s("Url"),
+            title: root.string("Title"),
+            description: root.string("Description"),
+            url: root.string("Url"),
         },
         "event" => {
             let name = root
@@ -525,19 +519,17 @@ fn count(node: &Node, name: &'static str) -> Result<u64, WechatError> {
 
 /// The typed event, or `None` for one we do not know.
 fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
-    let s = |n: &str| root.text_of(n).unwrap_or_default().to_owned();
-    let opt = |n: &str| root.text_of(n).filter(|v| !v.is_empty()).map(str::to_owned);
     // Menu ids arrive as numbers; keep them as text.
     let lower = name.to_ascii_lowercase();
     let event = match lower.as_str() {
         "subscribe" => Event::Subscribe {
-            event_key: opt("EventKey"),
-            ticket: opt("Ticket"),
+            event_key: root.non_empty("EventKey"),
+            ticket: root.non_empty("Ticket"),
         },
         "unsubscribe" => Event::Unsubscribe,
         "scan" => Event::Scan {
-            event_key: s("EventKey"),
-            ticket: opt("Ticket"),
+            event_key: root.string("EventKey"),
+            ticket: root.non_empty("Ticket"),
         },
         "location" => Event::Location {
             latitude: number(root, "Latitude")?,
@@ -545,11 +537,11 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
             precision: number(root, "Precision").unwrap_or(0.0),
         },
         "click" => Event::Click {
-            event_key: s("EventKey"),
+            event_key: root.string("EventKey"),
         },
         "view" => Event::View {
-            url: s("EventKey"),
-            menu_id: opt("MenuId"),
+            url: root.string("EventKey"),
+            menu_id: root.non_empty("MenuId"),
         },
         "scancode_push" | "scancode_waitmsg" => {
             let info = root.child("ScanCodeInfo");
@@ -560,7 +552,7 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
             };
             Event::ScanCode {
                 wait_for_reply: lower == "scancode_waitmsg",
-                event_key: s("EventKey"),
+                event_key: root.string("EventKey"),
                 scan_type: field("ScanType"),
                 scan_result: field("ScanResult"),
             }
@@ -578,7 +570,7 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
                 .unwrap_or_default();
             Event::SendPictures {
                 source: lower.clone(),
-                event_key: s("EventKey"),
+                event_key: root.string("EventKey"),
                 count: match info {
                     Some(i) => count(i, "Count")? as u32,
                     None => 0,
@@ -591,28 +583,25 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
                 .child("SendLocationInfo")
                 .ok_or(WechatError::MissingField("SendLocationInfo"))?;
             Event::LocationSelect {
-                event_key: s("EventKey"),
+                event_key: root.string("EventKey"),
                 latitude: number(info, "Location_X")?,
                 longitude: number(info, "Location_Y")?,
-                scale: info.text_of("Scale").unwrap_or_default().to_owned(),
-                label: info.text_of("Label").unwrap_or_default().to_owned(),
-                poi_name: info
-                    .text_of("Poiname")
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned),
+                scale: info.string("Scale"),
+                label: info.string("Label"),
+                poi_name: info.non_empty("Poiname"),
             }
         }
         "view_miniprogram" => Event::ViewMiniprogram {
-            event_key: s("EventKey"),
-            menu_id: opt("MenuId"),
+            event_key: root.string("EventKey"),
+            menu_id: root.non_empty("MenuId"),
         },
         "templatesendjobfinish" => Event::TemplateSendJobFinish {
-            msg_id: s("MsgID"),
-            status: s("Status"),
+            msg_id: root.string("MsgID"),
+            status: root.string("Status"),
         },
         "masssendjobfinish" => Event::MassSendJobFinish {
-            msg_id: s("MsgID"),
-            status: s("Status"),
+            msg_id: root.string("MsgID"),
+            status: root.string("Status"),
             total_count: count(root, "TotalCount")?,
             filter_count: count(root, "FilterCount")?,
             sent_count: count(root, "SentCount")?,
@@ -640,13 +629,13 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
                 "close"
             }
             .to_owned(),
-            kf_account: s("KfAccount"),
+            kf_account: root.string("KfAccount"),
             from_kf_account: None,
         },
         "kf_switch_session" => Event::KfSession {
             action: "switch".to_owned(),
-            kf_account: s("ToKfAccount"),
-            from_kf_account: opt("FromKfAccount"),
+            kf_account: root.string("ToKfAccount"),
+            from_kf_account: root.non_empty("FromKfAccount"),
         },
         _ => return Ok(None),
     };
@@ -654,13 +643,12 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
 }
 
 fn subscribe_item(node: &Node) -> SubscribeMsgItem {
-    let opt = |n: &str| node.text_of(n).filter(|v| !v.is_empty()).map(str::to_owned);
     SubscribeMsgItem {
-        template_id: node.text_of("TemplateId").unwrap_or_default().to_owned(),
-        status: opt("SubscribeStatusString"),
-        popup_scene: opt("PopupScene"),
-        msg_id: opt("MsgID"),
-        error_code: opt("ErrorCode"),
-        error_status: opt("ErrorStatus"),
+        template_id: node.string("TemplateId"),
+        status: node.non_empty("SubscribeStatusString"),
+        popup_scene: node.non_empty("PopupScene"),
+        msg_id: node.non_empty("MsgID"),
+        error_code: node.non_empty("ErrorCode"),
+        error_status: node.non_empty("ErrorStatus"),
     }
 }

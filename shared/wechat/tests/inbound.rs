@@ -3,7 +3,7 @@
 //! typed error, never a panic.
 
 use proptest::prelude::*;
-use wca_wechat::callback::{CallbackConfig, Query};
+use wca_wechat::callback::CallbackConfig;
 use wca_wechat::xml::{Event, Message};
 use wca_wechat::{AesKey, Inbound, InboundBody, Token, WechatError, client_side};
 
@@ -410,19 +410,6 @@ fn config(safe: bool) -> CallbackConfig {
     }
 }
 
-fn query_of(pairs: &[(String, String)]) -> Query {
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    Query {
-        signature: get("signature"),
-        timestamp: get("timestamp"),
-        nonce: get("nonce"),
-        echostr: None,
-        openid: get("openid"),
-        encrypt_type: get("encrypt_type"),
-        msg_signature: get("msg_signature"),
-    }
-}
-
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -441,7 +428,7 @@ proptest! {
         let cfg = config(safe);
         let inner = client_side::text_message_xml("gh_p", "oProp", 1_700_000_000, "7", &content);
         let sealed = client_side::seal_request(&cfg.token, cfg.aes_key.as_ref(), "wxprop", "gh_p", "oProp", &inner, 1_700_000_000, "9", [1; 16]);
-        let opened = cfg.open_request(&query_of(&sealed.query), sealed.body.as_bytes(), 1_700_000_000).expect("opens");
+        let opened = cfg.open_request(&sealed.parsed_query(), sealed.body.as_bytes(), 1_700_000_000).expect("opens");
         prop_assert_eq!(opened.inbound.text(), Some(content.as_str()));
     }
 
@@ -450,10 +437,11 @@ proptest! {
         let cfg = config(true);
         let inner = client_side::text_message_xml("gh_p", "oProp", 1_700_000_000, "7", "你好");
         let sealed = client_side::seal_request(&cfg.token, cfg.aes_key.as_ref(), "wxprop", "gh_p", "oProp", &inner, 1_700_000_000, "9", [1; 16]);
+        let query = sealed.parsed_query();
         let mut body = sealed.body.into_bytes();
         let i = pos % body.len();
         body[i] ^= 1 << bit;
         // Any outcome but a panic is fine; most flips fail the signature.
-        let _ = cfg.open_request(&query_of(&sealed.query), &body, 1_700_000_000);
+        let _ = cfg.open_request(&query, &body, 1_700_000_000);
     }
 }
