@@ -3,7 +3,8 @@
 # Python virtualenv with wechatpy and moto, another with the SAM CLI and
 # its pinned cfn-lint), starts the local AWS stand-in on a free loopback
 # port, then: SAM template lint, format check, clippy with warnings as
-# errors, every test (nextest) and the doc examples.
+# errors, rustdoc with warnings as errors, every test (nextest) and the
+# doc examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,9 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

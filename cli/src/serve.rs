@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Where the embedded store and the development token live.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// Optional TOML config file ([wechat], [webhook], [reply]).
+    /// Optional TOML config file with `[wechat]`, `[webhook]` and `[reply]` sections.
     #[arg(long, env = "WCA_CONFIG")]
     config: Option<PathBuf>,
 }
