@@ -4,7 +4,6 @@
 //! through the real AWS SDK.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_eventbridge::types::Target;
@@ -13,7 +12,9 @@ use axum::{body::Body, http::Request};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wca_analytics::Analytics;
-use wca_aws::{DynamoDbStore, EventBridgeSink, Received, SqsEventQueue, stand_in_config};
+use wca_aws::{
+    DynamoDbStore, EventBridgeSink, Received, SqsEventQueue, stand_in_config, unique_name,
+};
 use wca_core::{Clock, Counters, EventLog, MessageArchive, SystemClock, analytics::day_hour};
 use wca_webhook::{
     Ports, Webhook, router,
@@ -27,18 +28,8 @@ const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const OPENID: &str = "oE2EUser000000000000000001";
 
 fn endpoint() -> String {
-    std::env::var("WCA_MOTO_ENDPOINT").expect(
+    wca_aws::stand_in_endpoint().expect(
         "WCA_MOTO_ENDPOINT is not set: run the tests with infra/test.sh, which starts moto_server",
-    )
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        SystemClock.now()
     )
 }
 
@@ -64,13 +55,13 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
 /// The resources `template.yaml` declares, made on the stand-in.
 async fn stack() -> Stack {
     let config = stand_in_config(&endpoint()).await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), unique("wca"));
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), unique_name("wca"));
     store.create_table().await.expect("table");
 
     let sqs = aws_sdk_sqs::Client::new(&config);
     let dlq_url = sqs
         .create_queue()
-        .queue_name(unique("dlq"))
+        .queue_name(unique_name("dlq"))
         .send()
         .await
         .expect("dlq")
@@ -82,7 +73,7 @@ async fn stack() -> Stack {
     });
     let queue_url = sqs
         .create_queue()
-        .queue_name(unique("analytics"))
+        .queue_name(unique_name("analytics"))
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
@@ -91,7 +82,7 @@ async fn stack() -> Stack {
         .expect("url");
 
     let eb = aws_sdk_eventbridge::Client::new(&config);
-    let bus = unique("bus");
+    let bus = unique_name("bus");
     eb.create_event_bus().name(&bus).send().await.expect("bus");
     eb.put_rule()
         .name("events-to-analytics")

@@ -50,6 +50,29 @@ pub async fn stand_in_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// The variable the test command sets to the stand-in's URL.
+pub const STAND_IN_ENDPOINT_VAR: &str = "WCA_MOTO_ENDPOINT";
+
+/// The local stand-in's URL from [`STAND_IN_ENDPOINT_VAR`], if set.
+pub fn stand_in_endpoint() -> Option<String> {
+    std::env::var(STAND_IN_ENDPOINT_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// A resource name no other user of the same stand-in has (process id,
+/// a per-process sequence number, the time), so tests can share one
+/// stand-in without cleaning up.
+pub fn unique_name(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        wca_core::Clock::now(&wca_core::SystemClock)
+    )
+}
+
 /// Maps an SDK failure to a port error, keeping the operation's name and
 /// the service's error code but never request data.
 pub(crate) fn unavailable<E>(op: &str, err: E) -> wca_core::PortError

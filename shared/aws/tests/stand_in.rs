@@ -2,32 +2,21 @@
 //! started by `infra/test.sh`, address in `WCA_MOTO_ENDPOINT`), through the
 //! real SDK: the same contract suites the memory and redb adapters pass.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use aws_sdk_eventbridge::types::Target;
-use wca_aws::{DynamoDbStore, EventBridgeSink, SqsEventQueue, event_from_body, stand_in_config};
+use wca_aws::{
+    DynamoDbStore, EventBridgeSink, SqsEventQueue, event_from_body, stand_in_config, unique_name,
+};
 use wca_core::contract;
 
 fn endpoint() -> String {
-    std::env::var("WCA_MOTO_ENDPOINT").expect(
+    wca_aws::stand_in_endpoint().expect(
         "WCA_MOTO_ENDPOINT is not set: run the tests with infra/test.sh, which starts moto_server",
-    )
-}
-
-/// A name no other test uses, so tests can share one stand-in.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        wca_core::Clock::now(&wca_core::SystemClock)
     )
 }
 
 async fn store() -> DynamoDbStore {
     let config = stand_in_config(&endpoint()).await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), unique("wca"));
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), unique_name("wca"));
     store.create_table().await.expect("create table");
     store
 }
@@ -94,11 +83,11 @@ pub async fn bus_to_queue() -> (EventBridgeSink, SqsEventQueue) {
     let config = stand_in_config(&endpoint()).await;
     let eb = aws_sdk_eventbridge::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let bus = unique("bus");
+    let bus = unique_name("bus");
     eb.create_event_bus().name(&bus).send().await.expect("bus");
     let queue_url = sqs
         .create_queue()
-        .queue_name(unique("q"))
+        .queue_name(unique_name("q"))
         .send()
         .await
         .expect("queue")
