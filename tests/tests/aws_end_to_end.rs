@@ -16,6 +16,8 @@ use wca_aws::{
     DynamoDbStore, EventBridgeSink, Received, SqsEventQueue, stand_in_config, unique_name,
 };
 use wca_core::{Clock, Counters, EventLog, MessageArchive, SystemClock, analytics::day_hour};
+use wca_filter::{DictionaryFiles, ReloadingFilter};
+use wca_filter_fn::FilterService;
 use wca_webhook::{
     Ports, Webhook, router,
     settings::{FileSettings, Settings},
@@ -34,6 +36,8 @@ fn endpoint() -> String {
 }
 
 struct Stack {
+    config: aws_config::SdkConfig,
+    bus: String,
     store: DynamoDbStore,
     sink: EventBridgeSink,
     queue: SqsEventQueue,
@@ -105,6 +109,8 @@ async fn stack() -> Stack {
         .await
         .expect("targets");
     Stack {
+        config: config.clone(),
+        bus: bus.clone(),
         store,
         sink: EventBridgeSink::new(eb, bus),
         queue: SqsEventQueue::new(sqs.clone(), queue_url),
@@ -132,32 +138,13 @@ async fn receive_n(queue: &SqsEventQueue, n: usize) -> Vec<Received> {
     got
 }
 
-#[tokio::test]
-async fn a_signed_message_is_archived_and_counted_in_dynamodb_once_even_when_sqs_redelivers() {
-    let stack = stack().await;
-    let env = [
-        ("WECHAT_TOKEN", TOKEN),
-        ("WECHAT_APP_ID", APP_ID),
-        ("WECHAT_AES_KEY", AES_KEY),
-    ];
-    let settings = Settings::resolve(FileSettings::default(), &env, None).expect("settings");
-    let tz = settings.timezone.clone();
-    let store = Arc::new(stack.store.clone());
-    let app = router(Webhook::new(
-        settings,
-        Ports {
-            archive: store.clone(),
-            dedup: store.clone(),
-            events: Arc::new(stack.sink.clone()),
-            clock: Arc::new(SystemClock),
-        },
-    ));
-
-    // WeChat posts an encrypted "你好".
+/// Posts an encrypted text from `OPENID` to the webhook as WeChat would;
+/// returns the time it used, the message XML and the response body.
+async fn post_text(app: &axum::Router, msg_id: &str, content: &str) -> (i64, String, Vec<u8>) {
     let now = SystemClock.now();
     let token = Token::new(TOKEN).expect("token");
     let key = AesKey::parse(AES_KEY).expect("key");
-    let inner = client_side::text_message_xml("gh_e2e", OPENID, now, "88001", "你好");
+    let inner = client_side::text_message_xml("gh_e2e", OPENID, now, msg_id, content);
     let sealed = client_side::seal_request(
         &token,
         Some(&key),
@@ -173,6 +160,7 @@ async fn a_signed_message_is_archived_and_counted_in_dynamodb_once_even_when_sqs
         .extend_pairs(&sealed.query)
         .finish();
     let response = app
+        .clone()
         .oneshot(
             Request::post(format!("/wechat?{qs}"))
                 .body(Body::from(sealed.body))
@@ -187,6 +175,41 @@ async fn a_signed_message_is_archived_and_counted_in_dynamodb_once_even_when_sqs
         .await
         .expect("body")
         .to_bytes();
+    (now, inner, body.to_vec())
+}
+
+/// A webhook over the stack's DynamoDB table and bus.
+fn webhook(stack: &Stack) -> (axum::Router, jiff::tz::TimeZone) {
+    let env = [
+        ("WECHAT_TOKEN", TOKEN),
+        ("WECHAT_APP_ID", APP_ID),
+        ("WECHAT_AES_KEY", AES_KEY),
+    ];
+    let settings = Settings::resolve(FileSettings::default(), &env, None).expect("settings");
+    let tz = settings.timezone.clone();
+    let store = Arc::new(stack.store.clone());
+    let app = router(Webhook::new(
+        settings,
+        Ports {
+            archive: store.clone(),
+            dedup: store,
+            events: Arc::new(stack.sink.clone()),
+            clock: Arc::new(SystemClock),
+        },
+    ));
+    (app, tz)
+}
+
+#[tokio::test]
+async fn a_signed_message_is_archived_and_counted_in_dynamodb_once_even_when_sqs_redelivers() {
+    let stack = stack().await;
+    let (app, tz) = webhook(&stack);
+    let store = Arc::new(stack.store.clone());
+
+    // WeChat posts an encrypted "你好".
+    let (now, inner, body) = post_text(&app, "88001", "你好").await;
+    let token = Token::new(TOKEN).expect("token");
+    let key = AesKey::parse(AES_KEY).expect("key");
     let reply_xml = reply::open_encrypted_reply(
         &token,
         &key,
@@ -295,4 +318,107 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_rest_of_its_batc
     let dead = receive_n(&stack.dlq, 1).await;
     assert_eq!(dead.len(), 1, "the poison message is in the DLQ");
     assert!(dead[0].body.contains("not"));
+}
+
+/// The compliance queue and the rule that feeds it, as in `template.yaml`.
+async fn compliance_queue(stack: &Stack) -> SqsEventQueue {
+    let sqs = aws_sdk_sqs::Client::new(&stack.config);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique_name("compliance"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let eb = aws_sdk_eventbridge::Client::new(&stack.config);
+    eb.put_rule()
+        .name("messages-to-compliance")
+        .event_bus_name(&stack.bus)
+        .event_pattern(
+            r#"{"source":["wca"],"detail-type":["MessageReceived"],"detail":{"msg_type":["text","voice"]}}"#,
+        )
+        .send()
+        .await
+        .expect("rule");
+    eb.put_targets()
+        .rule("messages-to-compliance")
+        .event_bus_name(&stack.bus)
+        .targets(
+            Target::builder()
+                .id("compliance")
+                .arn(queue_arn(&sqs, &url).await)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("targets");
+    SqsEventQueue::new(sqs, url)
+}
+
+#[tokio::test]
+async fn a_denied_word_in_a_message_is_scanned_by_the_filter_function_and_recorded_once() {
+    let stack = stack().await;
+    let compliance = compliance_queue(&stack).await;
+    let (app, tz) = webhook(&stack);
+    let (now, _, _) = post_text(&app, "88101", "加我微信，私下转账给你打折").await;
+
+    // Only the MessageReceived event of the text reaches the compliance queue.
+    let scanned = receive_n(&compliance, 1).await;
+    assert_eq!(scanned.len(), 1);
+    assert!(
+        scanned[0].body.contains("MessageReceived"),
+        "{}",
+        scanned[0].body
+    );
+    let store = Arc::new(stack.store.clone());
+    let filter = FilterService {
+        filter: ReloadingFilter::new(
+            DictionaryFiles {
+                builtin: true,
+                ..Default::default()
+            },
+            std::time::Duration::from_secs(30),
+        )
+        .expect("builtin dictionary"),
+        archive: store.clone(),
+        events: Arc::new(stack.sink.clone()),
+        clock: Arc::new(SystemClock),
+    };
+    let response = filter.handle_batch(as_sqs_event(&scanned)).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    // Analytics gets MessageReceived and two copies of the same
+    // ComplianceHit (the webhook's and the scan's): it records one.
+    let events = receive_n(&stack.queue, 3).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    let analytics = Analytics::new(store.clone(), store, tz.clone());
+    assert!(
+        analytics
+            .handle(as_sqs_event(&events))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let (day, _) = day_hour(now, &tz);
+    let count = |k: String| {
+        let store = stack.store.clone();
+        async move { Counters::get(&store, &k).await.expect("counter") }
+    };
+    assert_eq!(count(format!("compliance:day:{day}")).await, 1);
+    assert_eq!(
+        count(format!("compliance:day:{day}:category:diversion")).await,
+        1
+    );
+    let logged = EventLog::get(&stack.store, "compliance:inbound:msg:88101")
+        .await
+        .expect("log")
+        .expect("the hit is in the audit log");
+    let wca_core::EventKind::ComplianceHit { hits, action, .. } = logged.kind else {
+        panic!("expected a compliance hit, got {logged:?}");
+    };
+    assert_eq!(action, "flag");
+    let words: Vec<&str> = hits.iter().map(|h| h.word.as_str()).collect();
+    assert_eq!(words, ["加我微信", "私下转账"]);
 }

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use rand::Rng;
 use wca_core::{
-    ArchivedMessage, Begin, Clock, Event, EventSink, IdempotencyStore, MessageArchive, PortError,
+    ArchivedMessage, Begin, Clock, Direction, Event, EventSink, IdempotencyStore, MessageArchive,
+    PortError,
 };
 use wca_dialog::Answer;
+use wca_filter::Action;
 use wca_wechat::{
     Inbound, InboundBody, WechatError,
     callback::{OpenedRequest, Query},
@@ -174,7 +176,7 @@ impl Webhook {
             .await
             .map_err(|e| ("archive", e))?;
 
-        let reply = self.decide(inbound);
+        let filter = self.settings.filter.current();
         let mut events = vec![Event::message_received(
             key,
             &inbound.from_user_name,
@@ -182,6 +184,49 @@ impl Webhook {
             inbound.create_time,
             None,
         )];
+        // Inbound: recorded for compliance; the message is still archived
+        // and answered as usual.
+        if let Some(text) = inbound.text() {
+            let verdict = filter.check(text);
+            if let Some(action) = verdict.action() {
+                events.push(Event::compliance_hit(
+                    key,
+                    &inbound.from_user_name,
+                    Direction::Inbound,
+                    action.as_str(),
+                    "recorded",
+                    verdict.compliance_words(),
+                    now,
+                ));
+            }
+        }
+        let mut reply = self.decide(inbound);
+        // Outbound: nothing we send carries a blocked word.
+        if let Some(Reply::Text { content }) = &mut reply {
+            let verdict = filter.check(content);
+            if let Some(action) = verdict.action() {
+                let outcome = match action {
+                    Action::Block => "blocked",
+                    Action::Mask => "masked",
+                    Action::Flag => "flagged",
+                };
+                events.push(Event::compliance_hit(
+                    key,
+                    &inbound.from_user_name,
+                    Direction::Outbound,
+                    action.as_str(),
+                    outcome,
+                    verdict.compliance_words(),
+                    now,
+                ));
+                tracing::warn!(msg_key = %key, outcome, "reply held dictionary words");
+                match action {
+                    Action::Block => self.settings.fallback.clone_into(content),
+                    Action::Mask => *content = verdict.masked(content),
+                    Action::Flag => {}
+                }
+            }
+        }
         let body = match &reply {
             Some(reply) => {
                 events.push(Event::reply_sent(

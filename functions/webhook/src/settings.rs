@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use wca_dialog::Rules;
+use wca_filter::{DictionaryFiles, Options as FilterOptions, ReloadingFilter};
 use wca_wechat::{AesKey, Token, callback::CallbackConfig};
 
 /// Errors in the configuration.
@@ -49,7 +50,33 @@ pub struct FileSettings {
     /// `[reply]`: keyword rules and welcome, same format as the defaults.
     #[serde(default)]
     pub reply: Option<toml::Table>,
+    /// `[filter]`: sensitive-word dictionaries.
+    #[serde(default)]
+    pub filter: FilterSection,
 }
+
+/// `[filter]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    /// Use the built-in dictionary as well (default true).
+    pub builtin: Option<bool>,
+    /// Deny files (`word<TAB>category[<TAB>action]`), merged in order.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Allow-list files.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Check the files for changes at most this often (default 30).
+    pub reload_secs: Option<u64>,
+    /// Most skippable characters inside a word (default 3).
+    pub max_gap: Option<usize>,
+    /// Sent instead of a reply that the filter blocks.
+    pub fallback: Option<String>,
+}
+
+/// The reply sent instead of one the filter blocks, unless configured.
+pub const DEFAULT_FALLBACK: &str = "抱歉，这个问题我暂时无法回答，已为您记录，稍后由人工客服跟进。";
 
 /// `[wechat]` section. Prefer environment variables for secrets.
 #[derive(Default, Deserialize)]
@@ -108,6 +135,10 @@ pub struct Settings {
     pub timezone: jiff::tz::TimeZone,
     /// Keyword rules and welcome message.
     pub rules: Rules,
+    /// The sensitive-word filter, following its dictionary files.
+    pub filter: ReloadingFilter,
+    /// Sent instead of a blocked reply.
+    pub fallback: String,
 }
 
 /// Where the values come from: environment variables by name.
@@ -160,7 +191,10 @@ impl Settings {
     /// Builds settings from a parsed file (or defaults) with environment
     /// variables taking precedence: `WECHAT_TOKEN`, `WECHAT_APP_ID`,
     /// `WECHAT_AES_KEY`, `WCA_RETENTION_DAYS`, `WCA_TIMESTAMP_WINDOW_SECS`,
-    /// `WCA_MAX_BODY_BYTES`, `WCA_TIMEZONE`. `fallback_token` is used when
+    /// `WCA_MAX_BODY_BYTES`, `WCA_TIMEZONE`, `WCA_FILTER_DENY` and
+    /// `WCA_FILTER_ALLOW` (comma-separated paths), `WCA_FILTER_BUILTIN`
+    /// (`false` drops the built-in dictionary), `WCA_FILTER_RELOAD_SECS`,
+    /// `WCA_FILTER_FALLBACK`. `fallback_token` is used when
     /// neither gives a token (`wca serve`'s development token).
     pub fn resolve(
         file: FileSettings,
@@ -223,6 +257,7 @@ impl Settings {
             Some(table) => Rules::from_table(table).map_err(|e| invalid(format!("[reply] {e}")))?,
             None => Rules::defaults(),
         };
+        let (filter, fallback) = filter_settings(file.filter, env)?;
         Ok(Self {
             callback: CallbackConfig {
                 token,
@@ -237,6 +272,8 @@ impl Settings {
             inflight_wait: Duration::from_millis(w.inflight_wait_ms.unwrap_or(3000)),
             timezone,
             rules,
+            filter,
+            fallback,
         })
     }
 
@@ -244,6 +281,62 @@ impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::resolve(FileSettings::default(), &ProcessEnv, None)
     }
+}
+
+fn filter_settings(
+    section: FilterSection,
+    env: &dyn Env,
+) -> Result<(ReloadingFilter, String), SettingsError> {
+    let invalid = |m: String| SettingsError::Invalid(m);
+    let paths = |var: &str, from_file: Vec<String>| -> Vec<std::path::PathBuf> {
+        match env.var(var) {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(Into::into)
+                .collect(),
+            None => from_file.into_iter().map(Into::into).collect(),
+        }
+    };
+    let builtin = match env.var("WCA_FILTER_BUILTIN") {
+        Some(v) => match v.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(invalid("WCA_FILTER_BUILTIN must be true or false".into())),
+        },
+        None => section.builtin.unwrap_or(true),
+    };
+    let reload_secs = match env.var("WCA_FILTER_RELOAD_SECS") {
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| invalid("WCA_FILTER_RELOAD_SECS must be a whole number".into()))?,
+        None => section.reload_secs.unwrap_or(30),
+    };
+    let source = DictionaryFiles {
+        builtin,
+        deny: paths("WCA_FILTER_DENY", section.deny),
+        allow: paths("WCA_FILTER_ALLOW", section.allow),
+        options: FilterOptions {
+            max_gap: section.max_gap.unwrap_or(FilterOptions::default().max_gap),
+        },
+    };
+    let filter = ReloadingFilter::new(source, Duration::from_secs(reload_secs.max(1)))
+        .map_err(|e| invalid(format!("[filter] {e}")))?
+        .on_error(|e| tracing::error!(error = %e, "dictionary reload failed; the old one stays"));
+    let fallback = env
+        .var("WCA_FILTER_FALLBACK")
+        .or(section.fallback)
+        .unwrap_or_else(|| DEFAULT_FALLBACK.to_owned());
+    // A fallback that the filter itself would stop could never be sent.
+    let verdict_on_fallback = filter.current().check(&fallback).action();
+    if verdict_on_fallback.is_some_and(|a| a > wca_filter::Action::Flag) {
+        return Err(invalid(
+            "[filter] fallback holds a word the dictionary blocks or masks".into(),
+        ));
+    }
+    Ok((filter, fallback))
 }
 
 #[cfg(test)]
@@ -322,6 +415,52 @@ mod tests {
                 "{name}={value} accepted"
             );
         }
+    }
+
+    #[test]
+    fn the_filter_merges_the_builtin_dictionary_with_configured_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deny = dir.path().join("deny.tsv");
+        std::fs::write(&deny, "暗号\tcustom\tmask\n").expect("write");
+        let file = FileSettings::parse(&format!(
+            "[filter]\ndeny = [{:?}]\nfallback = \"稍等\"\n",
+            deny.display().to_string()
+        ))
+        .expect("parse");
+        let s = Settings::resolve(file, &[("WECHAT_TOKEN", "token123")], None).expect("resolve");
+        let filter = s.filter.current();
+        assert_eq!(
+            filter.check("对个暗号").action(),
+            Some(wca_filter::Action::Mask)
+        );
+        assert_eq!(
+            filter.check("稳赚不赔").action(),
+            Some(wca_filter::Action::Block)
+        );
+        assert_eq!(s.fallback, "稍等");
+
+        let env = [
+            ("WECHAT_TOKEN", "token123"),
+            ("WCA_FILTER_BUILTIN", "false"),
+        ];
+        let s = Settings::resolve(FileSettings::default(), &env, None).expect("resolve");
+        assert!(s.filter.current().check("稳赚不赔").hits.is_empty());
+    }
+
+    #[test]
+    fn a_missing_dictionary_or_a_blocked_fallback_is_a_clear_error() {
+        let env = [
+            ("WECHAT_TOKEN", "token123"),
+            ("WCA_FILTER_DENY", "/nonexistent/deny.tsv"),
+        ];
+        let err = Settings::resolve(FileSettings::default(), &env, None).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/deny.tsv"), "{err}");
+        let env = [
+            ("WECHAT_TOKEN", "token123"),
+            ("WCA_FILTER_FALLBACK", "稳赚不赔哦"),
+        ];
+        let err = Settings::resolve(FileSettings::default(), &env, None).expect_err("blocked");
+        assert!(err.to_string().contains("fallback"), "{err}");
     }
 
     #[test]

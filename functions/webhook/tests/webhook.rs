@@ -37,12 +37,16 @@ struct Fixture {
 }
 
 fn fixture(safe: bool) -> Fixture {
+    fixture_with(safe, FileSettings::default())
+}
+
+fn fixture_with(safe: bool, file: FileSettings) -> Fixture {
     let mut env = vec![("WECHAT_TOKEN", TOKEN), ("WECHAT_APP_ID", APP_ID)];
     if safe {
         env.push(("WECHAT_AES_KEY", AES_KEY));
     }
     let env: [(&str, &str); 3] = [env[0], env[1], *env.get(2).unwrap_or(&("UNUSED", ""))];
-    let settings = Settings::resolve(FileSettings::default(), &env, None).expect("settings");
+    let settings = Settings::resolve(file, &env, None).expect("settings");
     let archive = Arc::new(MemoryArchive::default());
     let events = Arc::new(MemoryEventSink::default());
     let clock = Arc::new(ManualClock::new(NOW));
@@ -516,4 +520,104 @@ async fn bad_input_plaintext_post_in_safe_mode_is_refused() {
     ];
     let sent = f.post_raw(&query, text("1", "hi").into_bytes()).await;
     assert_refused(&f, sent, StatusCode::BAD_REQUEST, "encrypt").await;
+}
+
+/// A fixture whose rules answer `理财` and `骂我` with replies that hold
+/// a blocked and a masked word.
+fn compliance_fixture() -> Fixture {
+    let file = FileSettings::parse(
+        "[filter]\nfallback = \"这个问题请咨询人工客服。\"\n\
+         [[reply.rule]]\nmatch = \"exact\"\nkeywords = [\"理财\"]\nreply = \"这款理财稳赚不赔！\"\n\
+         [[reply.rule]]\nmatch = \"exact\"\nkeywords = [\"骂我\"]\nreply = \"你这个傻逼，哈哈\"\n\
+         [[reply.rule]]\nmatch = \"exact\"\nkeywords = [\"你好\"]\nreply = \"您好，请问有什么可以帮您？\"\n",
+    )
+    .expect("config parses");
+    fixture_with(false, file)
+}
+
+fn compliance_events(events: &[wca_core::Event]) -> Vec<&wca_core::Event> {
+    events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::ComplianceHit { .. }))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_inbound_text_with_a_denied_word_is_recorded_archived_and_still_acknowledged() {
+    let f = compliance_fixture();
+    let content = "请问 稳·赚·不·赔 的产品还有吗";
+    let sent = f.post(&text("7001", content)).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(f.archive.get("msg:7001", NOW).await.expect("get").is_some());
+    let events = f.events.take();
+    assert_eq!(f.received_events(&events), 1);
+    let hits = compliance_events(&events);
+    assert_eq!(hits.len(), 1, "{events:?}");
+    assert_eq!(hits[0].id, "compliance:inbound:msg:7001");
+    let EventKind::ComplianceHit {
+        direction,
+        outcome,
+        hits,
+        ..
+    } = &hits[0].kind
+    else {
+        unreachable!("filtered above")
+    };
+    assert_eq!(*direction, wca_core::Direction::Inbound);
+    assert_eq!(outcome, "recorded");
+    assert_eq!(hits[0].word, "稳赚不赔");
+    assert_eq!(hits[0].category, "fraud");
+    assert_eq!(&content[hits[0].start..hits[0].end], "稳·赚·不·赔");
+}
+
+#[tokio::test]
+async fn a_reply_with_a_blocked_word_is_replaced_by_the_fallback_and_the_event_says_why() {
+    let f = compliance_fixture();
+    let sent = f.post(&text("7002", "理财")).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert_eq!(
+        f.reply_content(&sent.body).as_deref(),
+        Some("这个问题请咨询人工客服。")
+    );
+    let events = f.events.take();
+    let hits = compliance_events(&events);
+    assert_eq!(hits.len(), 1, "{events:?}");
+    let EventKind::ComplianceHit {
+        direction,
+        action,
+        outcome,
+        hits,
+        ..
+    } = &hits[0].kind
+    else {
+        unreachable!("filtered above")
+    };
+    assert_eq!(*direction, wca_core::Direction::Outbound);
+    assert_eq!((action.as_str(), outcome.as_str()), ("block", "blocked"));
+    assert_eq!(hits[0].word, "稳赚不赔");
+}
+
+#[tokio::test]
+async fn a_reply_with_a_masked_word_is_sent_with_the_word_masked() {
+    let f = compliance_fixture();
+    let sent = f.post(&text("7003", "骂我")).await;
+    assert_eq!(
+        f.reply_content(&sent.body).as_deref(),
+        Some("你这个**，哈哈")
+    );
+    let events = f.events.take();
+    let hits = compliance_events(&events);
+    assert_eq!(hits.len(), 1, "{events:?}");
+    assert!(matches!(
+        &hits[0].kind,
+        EventKind::ComplianceHit { outcome, .. } if outcome == "masked"
+    ));
+}
+
+#[tokio::test]
+async fn a_clean_message_and_a_clean_reply_record_no_compliance_hit() {
+    let f = compliance_fixture();
+    let sent = f.post(&text("7004", "你好")).await;
+    assert!(f.reply_content(&sent.body).is_some());
+    assert!(compliance_events(&f.events.take()).is_empty());
 }

@@ -36,6 +36,7 @@ fn detail_type(event: &Event) -> &'static str {
         EventKind::MessageReceived { .. } => "MessageReceived",
         EventKind::ReplySent { .. } => "ReplySent",
         EventKind::RequestRejected { .. } => "RequestRejected",
+        EventKind::ComplianceHit { .. } => "ComplianceHit",
     }
 }
 

@@ -15,13 +15,19 @@ pub const EVENT_MARKER_SECS: i64 = 14 * 24 * 3600;
 ///
 /// - received messages: `msgs:day:D`, `msgs:day:D:type:T`, `msgs:hour:DTHH`
 /// - replies: `replies:day:D`, `replies:day:D:type:T`
+/// - intents and sentiments of received texts: `msgs:day:D:intent:I`,
+///   `msgs:day:D:sentiment:S`
 /// - refused requests: `rejected:day:D`, `rejected:day:D:reason:R`
+/// - compliance hits: `compliance:day:D`, `compliance:day:D:dir:inbound`,
+///   `compliance:day:D:outcome:O`, and `compliance:day:D:category:C` once
+///   per category hit
 pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
     match &event.kind {
         EventKind::MessageReceived {
             msg_type,
             create_time,
             intent,
+            sentiment,
             ..
         } => {
             let (day, hour) = day_hour(*create_time, tz);
@@ -32,6 +38,9 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
             ];
             if let Some(intent) = intent {
                 keys.push(format!("msgs:day:{day}:intent:{intent}"));
+            }
+            if let Some(sentiment) = sentiment {
+                keys.push(format!("msgs:day:{day}:sentiment:{sentiment}"));
             }
             keys
         }
@@ -48,6 +57,26 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
                 format!("rejected:day:{day}"),
                 format!("rejected:day:{day}:reason:{reason}"),
             ]
+        }
+        EventKind::ComplianceHit {
+            direction,
+            outcome,
+            hits,
+            ..
+        } => {
+            let (day, _) = day_hour(event.at, tz);
+            let mut keys = vec![
+                format!("compliance:day:{day}"),
+                format!("compliance:day:{day}:dir:{}", direction.as_str()),
+                format!("compliance:day:{day}:outcome:{outcome}"),
+            ];
+            for hit in hits {
+                let key = format!("compliance:day:{day}:category:{}", hit.category);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            keys
         }
     }
 }
@@ -113,10 +142,48 @@ mod tests {
 
     #[test]
     fn an_intent_adds_a_per_intent_counter() {
-        let e = Event::message_received("msg:1", "o", "text", 0, Some("greeting".into()));
-        assert!(
-            counter_keys(&e, &TimeZone::UTC)
-                .contains(&"msgs:day:1970-01-01:intent:greeting".into())
+        let understood = crate::Understanding {
+            intent: Some("greeting".into()),
+            sentiment: Some("positive".into()),
+        };
+        let e = Event::message_received("msg:1", "o", "text", 0, Some(understood));
+        let keys = counter_keys(&e, &TimeZone::UTC);
+        assert!(keys.contains(&"msgs:day:1970-01-01:intent:greeting".into()));
+        assert!(keys.contains(&"msgs:day:1970-01-01:sentiment:positive".into()));
+    }
+
+    #[test]
+    fn a_compliance_hit_counts_each_category_once_per_event() {
+        let word = |w: &str, c: &str| crate::ComplianceWord {
+            word: w.into(),
+            category: c.into(),
+            action: "block".into(),
+            start: 0,
+            end: 3,
+        };
+        let e = Event::compliance_hit(
+            "msg:1",
+            "o",
+            crate::Direction::Outbound,
+            "block",
+            "blocked",
+            vec![
+                word("稳赚不赔", "fraud"),
+                word("保本", "fraud"),
+                word("sb", "abuse"),
+            ],
+            0,
+        );
+        assert_eq!(e.id, "compliance:outbound:msg:1");
+        assert_eq!(
+            counter_keys(&e, &TimeZone::UTC),
+            vec![
+                "compliance:day:1970-01-01",
+                "compliance:day:1970-01-01:dir:outbound",
+                "compliance:day:1970-01-01:outcome:blocked",
+                "compliance:day:1970-01-01:category:fraud",
+                "compliance:day:1970-01-01:category:abuse",
+            ]
         );
     }
 

@@ -166,10 +166,25 @@ where
             "o-1",
             "text",
             1_700_000_000,
-            Some("greeting".into()),
+            Some(crate::Understanding::new("greeting", "neutral")),
         ),
         Event::reply_sent("msg:1", "o-1", "text", 1_700_000_001),
         Event::request_rejected("bad_signature", "r-1", 1_700_000_002),
+        Event::compliance_hit(
+            "msg:1",
+            "o-1",
+            crate::Direction::Outbound,
+            "mask",
+            "masked",
+            vec![crate::ComplianceWord {
+                word: "傻逼".into(),
+                category: "abuse".into(),
+                action: "mask".into(),
+                start: 3,
+                end: 9,
+            }],
+            1_700_000_003,
+        ),
     ];
     sink.emit(&events).await.expect("emit");
     sink.emit(&[]).await.expect("emitting nothing is fine");
@@ -193,7 +208,7 @@ pub async fn event_log(log: &dyn EventLog) {
         "o-9",
         "text",
         1_700_000_000,
-        Some("payment".into()),
+        Some(crate::Understanding::new("payment", "negative")),
     );
     assert_eq!(log.get(&event.id).await.expect("get"), None);
     assert!(log.record(&event, 2_000_000_000).await.expect("record"));

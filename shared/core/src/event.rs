@@ -35,6 +35,10 @@ pub enum EventKind {
         /// The intent, once classification runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         intent: Option<String>,
+        /// The sentiment (`negative`, `neutral`, `positive`), once
+        /// classification runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sentiment: Option<String>,
     },
     /// We answered a message.
     ReplySent {
@@ -50,6 +54,79 @@ pub enum EventKind {
         /// A short machine-readable reason, e.g. `bad_signature`.
         reason: String,
     },
+    /// A text held dictionary words: what a compliance officer reviews.
+    ComplianceHit {
+        /// Dedup key of the message the text belongs to (the inbound
+        /// message, or the message an outbound reply answers).
+        msg_key: String,
+        /// The customer.
+        openid: String,
+        /// `inbound` (the customer wrote it) or `outbound` (we were about
+        /// to send it).
+        direction: Direction,
+        /// The strictest action of the hits: `block`, `mask` or `flag`.
+        action: String,
+        /// What was done: `recorded` (inbound: archived and answered as
+        /// usual), `blocked` (a safe fallback was sent instead), `masked`
+        /// (sent with the words masked), `flagged` (sent unchanged).
+        outcome: String,
+        /// The hits, in text order.
+        hits: Vec<ComplianceWord>,
+    },
+}
+
+/// Which way a checked text was going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the customer to us.
+    Inbound,
+    /// From us to the customer.
+    Outbound,
+}
+
+impl Direction {
+    /// `inbound` or `outbound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// One dictionary word found in a text, as recorded for audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceWord {
+    /// The dictionary entry as written.
+    pub word: String,
+    /// Its category.
+    pub category: String,
+    /// Its action: `block`, `mask` or `flag`.
+    pub action: String,
+    /// Byte offset of the hit in the checked text.
+    pub start: usize,
+    /// Byte offset just past the hit.
+    pub end: usize,
+}
+
+/// What classification made of a text message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Understanding {
+    /// The intent label.
+    pub intent: Option<String>,
+    /// The sentiment label.
+    pub sentiment: Option<String>,
+}
+
+impl Understanding {
+    /// Both labels known.
+    pub fn new(intent: &str, sentiment: &str) -> Self {
+        Self {
+            intent: Some(intent.to_owned()),
+            sentiment: Some(sentiment.to_owned()),
+        }
+    }
 }
 
 impl Event {
@@ -59,8 +136,9 @@ impl Event {
         openid: &str,
         msg_type: &str,
         create_time: i64,
-        intent: Option<String>,
+        understanding: Option<Understanding>,
     ) -> Self {
+        let Understanding { intent, sentiment } = understanding.unwrap_or_default();
         Self {
             id: format!("received:{msg_key}"),
             at: create_time,
@@ -70,6 +148,7 @@ impl Event {
                 msg_type: msg_type.to_owned(),
                 create_time,
                 intent,
+                sentiment,
             },
         }
     }
@@ -83,6 +162,32 @@ impl Event {
                 msg_key: msg_key.to_owned(),
                 openid: openid.to_owned(),
                 reply_type: reply_type.to_owned(),
+            },
+        }
+    }
+
+    /// The event for words found in a text of message `msg_key`; id
+    /// `compliance:{direction}:{msg_key}`, so a re-scan of the same message
+    /// is recorded once.
+    pub fn compliance_hit(
+        msg_key: &str,
+        openid: &str,
+        direction: Direction,
+        action: &str,
+        outcome: &str,
+        hits: Vec<ComplianceWord>,
+        at: i64,
+    ) -> Self {
+        Self {
+            id: format!("compliance:{}:{msg_key}", direction.as_str()),
+            at,
+            kind: EventKind::ComplianceHit {
+                msg_key: msg_key.to_owned(),
+                openid: openid.to_owned(),
+                direction,
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+                hits,
             },
         }
     }

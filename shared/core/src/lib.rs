@@ -32,7 +32,7 @@ pub mod memory;
 pub mod ports;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use event::{Event, EventKind};
+pub use event::{ComplianceWord, Direction, Event, EventKind, Understanding};
 pub use ports::{
     ArchivedMessage, Begin, Counters, EventLog, EventSink, IdempotencyStore, MessageArchive,
     PortError,

@@ -1,0 +1,393 @@
+//! The filter against each evasion class and each allow-list rule, as data
+//! tables, plus property tests of the invariants the message path relies on.
+
+use proptest::prelude::*;
+use wca_filter::{Action, Dictionary, Filter};
+
+const DENY: &str = "\
+# category defaults
+@default\tabuse\tmask
+稳赚不赔\tfraud\tblock
+保本保息\tfraud\tblock
+刷单\tfraud\tblock
+刷单返利\tfraud\tflag
+滚\tabuse
+傻逼\tabuse
+sb\tabuse
+fuck you\tabuse
+赌博\tgambling
+加微信\tads\tflag
+vx\tads\tflag
+论理\ttest\tflag
+";
+
+const ALLOW: &str = "\
+刷单词
+滚筒洗衣机
+滚动
+";
+
+fn filter() -> Filter {
+    let mut dict = Dictionary::new();
+    dict.add_deny("deny.tsv", DENY).expect("deny list parses");
+    dict.add_allow("allow.txt", ALLOW)
+        .expect("allow list parses");
+    dict.build().expect("filter builds")
+}
+
+/// The words hit in `text`, as written in the dictionary.
+fn words(filter: &Filter, text: &str) -> Vec<String> {
+    filter
+        .check(text)
+        .hits
+        .iter()
+        .map(|h| h.entry.word.clone())
+        .collect()
+}
+
+#[test]
+fn each_evasion_class_still_hits() {
+    let f = filter();
+    let table: &[(&str, &str, &str)] = &[
+        ("plain", "这个产品稳赚不赔", "稳赚不赔"),
+        ("spaces", "稳 赚 不 赔", "稳赚不赔"),
+        ("stars", "稳*赚*不*赔", "稳赚不赔"),
+        ("zero-width space", "稳\u{200b}赚不赔", "稳赚不赔"),
+        (
+            "zero-width joiner",
+            "稳\u{200d}赚\u{200d}不\u{200d}赔",
+            "稳赚不赔",
+        ),
+        ("full-width punctuation", "稳，赚。不！赔", "稳赚不赔"),
+        ("emoji", "稳😀赚💰不👍🏻赔", "稳赚不赔"),
+        (
+            "emoji with variation selector",
+            "稳❤\u{fe0f}赚不赔",
+            "稳赚不赔",
+        ),
+        ("mixed noise", "稳-_-赚~不~赔", "稳赚不赔"),
+        (
+            "ideographic space",
+            "稳\u{3000}赚\u{3000}不\u{3000}赔",
+            "稳赚不赔",
+        ),
+        (
+            "combining mark",
+            "稳\u{0336}赚\u{0336}不\u{0336}赔",
+            "稳赚不赔",
+        ),
+        ("traditional", "穩賺不賠", "稳赚不赔"),
+        ("traditional with noise", "穩.賺.不.賠", "稳赚不赔"),
+        ("full-width latin", "你个ＳＢ", "sb"),
+        ("latin case", "你个Sb", "sb"),
+        ("latin with noise", "你个s.b", "sb"),
+        ("latin phrase", "FUCK   YOU", "fuck you"),
+        ("latin phrase without space", "fuckyou!", "fuck you"),
+        ("circled digits", "加微信①②③", "加微信"),
+        ("latin word between cjk and digits", "加我vx 123", "vx"),
+        ("traditional in a longer text", "我們這裡可以賭博嗎", "赌博"),
+        ("tab between characters", "赌\t博", "赌博"),
+    ];
+    for (class, text, word) in table {
+        let hits = words(&f, text);
+        assert!(
+            hits.iter().any(|w| w == word),
+            "{class}: {text:?} should hit {word:?}, hits {hits:?}"
+        );
+    }
+}
+
+#[test]
+fn real_characters_between_a_words_characters_break_it() {
+    let f = filter();
+    let table: &[(&str, &str)] = &[
+        ("cjk between", "稳定赚钱不赔本"),
+        ("one cjk between", "稳们赚不赔"),
+        ("latin between", "稳a赚b不c赔"),
+        ("digit between", "赌1博"),
+        ("line break between", "稳赚\n不赔"),
+        ("carriage return between", "稳赚\r\n不赔"),
+        ("too much noise", "赌        博"),
+        ("latin word inside a longer word", "usb接口"),
+        ("latin word across words", "thanks bye"),
+        ("latin word before letters", "sbc"),
+        ("latin word after digits", "3sb"),
+        ("latin word glued to digits", "vx123"),
+        ("clause punctuation between phrases", "我们讨论，理论上可以"),
+        ("a full stop between sentences", "这个赌。博物馆呢"),
+        ("a comma inside a partly spaced word", "稳赚，不赔本"),
+        ("quotes around phrases", "“刷”“单”"),
+    ];
+    for (class, text) in table {
+        let hits = words(&f, text);
+        assert!(
+            hits.is_empty(),
+            "{class}: {text:?} should be clean, hits {hits:?}"
+        );
+    }
+}
+
+#[test]
+fn allowed_words_hide_the_deny_words_inside_them() {
+    let f = filter();
+    let table: &[(&str, &[&str])] = &[
+        ("刷单词", &[]),
+        ("背刷单词很有用", &[]),
+        ("滚筒洗衣机", &[]),
+        ("滚 筒 洗 衣 机", &[]),
+        ("滚动播放", &[]),
+        // Outside the allowed word, the deny word still hits.
+        ("刷单刷单词", &["刷单"]),
+        ("滚，滚筒洗衣机坏了", &["滚"]),
+        ("你给我滚", &["滚"]),
+    ];
+    for (text, expected) in table {
+        assert_eq!(&words(&f, text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn nested_words_are_all_reported_and_the_strictest_action_wins() {
+    let f = filter();
+    let verdict = f.check("兼职刷单返利");
+    let found: Vec<(&str, Action)> = verdict
+        .hits
+        .iter()
+        .map(|h| (h.entry.word.as_str(), h.entry.action))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("刷单返利", Action::Flag), ("刷单", Action::Block)]
+    );
+    assert_eq!(verdict.action(), Some(Action::Block));
+}
+
+#[test]
+fn category_defaults_and_explicit_actions_are_applied() {
+    let f = filter();
+    assert_eq!(
+        f.check("傻逼").action(),
+        Some(Action::Mask),
+        "abuse default"
+    );
+    assert_eq!(
+        f.check("赌博").action(),
+        Some(Action::Block),
+        "no default: block"
+    );
+    assert_eq!(f.check("加微信").action(), Some(Action::Flag), "explicit");
+    assert_eq!(f.check("你好").action(), None);
+}
+
+#[test]
+fn masking_covers_the_original_span_including_skipped_characters() {
+    let f = filter();
+    let table: &[(&str, &str)] = &[
+        ("这个稳 赚 不 赔哦", "这个*******哦"),
+        ("穩賺不賠!", "****!"),
+        ("你个ＳＢ。", "你个**。"),
+        ("清白的文字", "清白的文字"),
+        ("滚滚筒洗衣机", "*滚筒洗衣机"),
+    ];
+    for (text, masked) in table {
+        let verdict = f.check(text);
+        assert_eq!(&verdict.masked(text), masked, "{text:?}");
+    }
+}
+
+#[test]
+fn a_report_carries_exact_byte_offsets_into_the_text() {
+    let f = filter();
+    let text = "🙂 sb 赌\u{200b}博";
+    let report = f.check(text).report(text);
+    let spans: Vec<(&str, &str)> = report
+        .hits
+        .iter()
+        .map(|h| (h.word.as_str(), &text[h.start..h.end]))
+        .collect();
+    assert_eq!(spans, vec![("sb", "sb"), ("赌博", "赌\u{200b}博")]);
+    assert_eq!(report.action, "block");
+    let clean = f.check("你好").report("你好");
+    assert!(clean.hits.is_empty());
+    assert_eq!(clean.action, "pass");
+    assert_eq!(clean.masked, "你好");
+}
+
+#[test]
+fn a_word_both_denied_and_allowed_is_refused() {
+    let mut dict = Dictionary::new();
+    dict.add_deny("deny.tsv", "刷单\tfraud\n").expect("parse");
+    dict.add_allow("allow.txt", "刷 单\n").expect("parse");
+    let err = dict.build().expect_err("conflict");
+    assert!(err.to_string().contains("deny.tsv:1"), "{err}");
+    assert!(err.to_string().contains("allow.txt:1"), "{err}");
+}
+
+#[test]
+fn a_word_with_nothing_to_match_is_refused_with_its_line() {
+    let mut dict = Dictionary::new();
+    dict.add_deny("deny.tsv", "ok\tx\n***\tx\n").expect("parse");
+    let err = dict.build().expect_err("empty word");
+    assert!(err.to_string().starts_with("deny.tsv:2:"), "{err}");
+}
+
+#[test]
+fn several_files_merge_and_the_strictest_duplicate_wins() {
+    let mut dict = Dictionary::new();
+    dict.add_deny("a.tsv", "赌博\tgambling\tflag\n")
+        .expect("parse");
+    dict.add_deny("b.tsv", "賭博\tgambling\tblock\n刷单\tfraud\n")
+        .expect("parse");
+    let f = dict.build().expect("build");
+    assert_eq!(f.deny_len(), 2);
+    let verdict = f.check("赌博");
+    assert_eq!(verdict.hits.len(), 1);
+    assert_eq!(verdict.action(), Some(Action::Block));
+}
+
+#[test]
+fn a_large_dictionary_builds() {
+    let mut text = String::new();
+    for i in 0..100_000u32 {
+        // Distinct 3-character CJK words.
+        let a = char::from_u32(0x4E00 + i % 200).expect("cjk");
+        let b = char::from_u32(0x4E00 + (i / 200) % 500).expect("cjk");
+        text.push_str(&format!("{a}{b}词{i}\tbulk\n"));
+    }
+    let mut dict = Dictionary::new();
+    dict.add_deny("bulk.tsv", &text).expect("parse");
+    let f = dict.build().expect("build");
+    assert_eq!(f.deny_len(), 100_000);
+    assert_eq!(f.check("这是丁丁词201。").hits.len(), 1);
+    assert!(f.check("丁丁词2010").hits.is_empty(), "whole-word digits");
+}
+
+/// Characters the filter skips between any two characters of a word.
+fn skippable() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            " ",
+            "*",
+            ".",
+            "-",
+            "~",
+            "😀",
+            "👍🏻",
+            "\u{200b}",
+            "\u{200d}",
+            "\u{3000}",
+            "❤\u{fe0f}",
+            "#",
+            "\t",
+            "/",
+            "|",
+            "♥",
+            "＊",
+            "_",
+        ]),
+        0..=3,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+/// Clause punctuation, plus noise: skipped when it fills every gap of a
+/// word of three or more characters.
+fn pause_gap() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec![
+            "，", "。", "！", "？", "、", ",", "!", "?", ":", "【", "】",
+        ]),
+        skippable(),
+    )
+        .prop_map(|(pause, noise)| format!("{pause}{noise}"))
+        .prop_filter("at most three counted characters", |g| {
+            g.chars()
+                .filter(|c| !matches!(c, '\u{200b}' | '\u{200d}' | '\u{fe0f}' | '\u{1F3FB}'))
+                .count()
+                <= 3
+        })
+}
+
+fn deny_words() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["稳赚不赔", "保本保息", "赌博", "傻逼", "加微信"])
+}
+
+proptest! {
+    #[test]
+    fn skippable_characters_between_a_words_characters_never_hide_it(
+        word in deny_words(),
+        gaps in prop::collection::vec(skippable(), 4),
+        prefix in "[你好吗的了]{0,3}",
+        suffix in "[你好吗的了]{0,3}",
+    ) {
+        let mut text = prefix.clone();
+        for (i, c) in word.chars().enumerate() {
+            if i > 0 {
+                text.push_str(&gaps[i - 1]);
+            }
+            text.push(c);
+        }
+        text.push_str(&suffix);
+        let f = filter();
+        prop_assert!(words(&f, &text).iter().any(|w| w == word), "{text:?}");
+    }
+
+    #[test]
+    fn clause_punctuation_in_every_gap_of_a_long_word_still_hits_it(
+        word in prop::sample::select(vec!["稳赚不赔", "保本保息", "刷单返利"]),
+        gaps in prop::collection::vec(pause_gap(), 3),
+    ) {
+        let mut text = String::new();
+        for (i, c) in word.chars().enumerate() {
+            if i > 0 {
+                text.push_str(&gaps[i - 1]);
+            }
+            text.push(c);
+        }
+        let f = filter();
+        prop_assert!(words(&f, &text).iter().any(|w| w == word), "{text:?}");
+    }
+
+    #[test]
+    fn a_cjk_character_between_a_words_characters_always_breaks_it(
+        word in deny_words(),
+        at in 1usize..4,
+        inserted in "[\u{4e00}-\u{9fa5}]",
+    ) {
+        let chars: Vec<char> = word.chars().collect();
+        let at = at.min(chars.len() - 1);
+        let text: String = chars[..at].iter().chain(inserted.chars().collect::<Vec<_>>().iter()).chain(chars[at..].iter()).collect();
+        let f = filter();
+        prop_assert!(!words(&f, &text).iter().any(|w| w == word), "{text:?}");
+    }
+
+    #[test]
+    fn hits_fall_on_character_boundaries_and_masking_touches_nothing_else(text in "\\PC{0,40}", word in deny_words(), at in 0usize..40) {
+        let mut text: String = text;
+        let at = text.char_indices().map(|(i, _)| i).nth(at).unwrap_or(text.len());
+        text.insert_str(at, word);
+        let f = filter();
+        let verdict = f.check(&text);
+        let masked = verdict.masked(&text);
+        prop_assert_eq!(masked.chars().count(), text.chars().count());
+        for hit in &verdict.hits {
+            prop_assert!(text.is_char_boundary(hit.start) && text.is_char_boundary(hit.end));
+            prop_assert!(hit.start < hit.end);
+        }
+        for ((i, original), replaced) in text.char_indices().zip(masked.chars()) {
+            let inside = verdict.hits.iter().any(|h| h.start <= i && i < h.end);
+            if inside {
+                prop_assert_eq!(replaced, '*');
+            } else {
+                prop_assert_eq!(replaced, original);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>()) {
+        let f = filter();
+        let verdict = f.check(&text);
+        let _ = verdict.report(&text);
+    }
+}
