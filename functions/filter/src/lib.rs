@@ -161,7 +161,7 @@ impl FilterService {
             tracing::warn!(msg_key = %msg_key, "message not in the archive; not scanned");
             return Ok(Scanned::NotArchived);
         };
-        let Some(text) = archived_text(&message.parsed) else {
+        let Some(text) = message.text() else {
             return Ok(Scanned::NotText);
         };
         let filter = self.filter.current();
@@ -183,17 +183,6 @@ impl FilterService {
         self.events.emit(&[event]).await?;
         Ok(Scanned::Hits(count))
     }
-}
-
-/// The text of an archived message: a text's content or a voice
-/// message's recognition.
-fn archived_text(parsed: &serde_json::Value) -> Option<&str> {
-    let field = match parsed.get("type")?.as_str()? {
-        "text" => "content",
-        "voice" => "recognition",
-        _ => return None,
-    };
-    parsed.get(field)?.as_str().filter(|t| !t.is_empty())
 }
 
 /// Comma-separated paths from an environment variable (empty when unset).

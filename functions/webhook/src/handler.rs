@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rand::Rng;
 use wca_core::{
     ArchivedMessage, Begin, Clock, Direction, Event, EventSink, IdempotencyStore, MessageArchive,
-    PortError,
+    PortError, Understanding,
 };
 use wca_dialog::Answer;
 use wca_filter::Action;
@@ -177,12 +177,13 @@ impl Webhook {
             .map_err(|e| ("archive", e))?;
 
         let filter = self.settings.filter.current();
+        let understanding = inbound.text().and_then(|text| self.understand(key, text));
         let mut events = vec![Event::message_received(
             key,
             &inbound.from_user_name,
             &kind,
             inbound.create_time,
-            None,
+            understanding,
         )];
         // Inbound: recorded for compliance; the message is still archived
         // and answered as usual.
@@ -252,6 +253,21 @@ impl Webhook {
             .map_err(|e| ("dedup", e))?;
         tracing::info!(msg_key = %key, kind = %kind, replied = reply.is_some(), "message handled");
         Ok(WebhookResponse::from_stored(body))
+    }
+
+    /// Intent and sentiment of a text. A model failure is logged, never
+    /// fatal: the message is still archived, answered and counted.
+    fn understand(&self, key: &str, text: &str) -> Option<Understanding> {
+        let nlp = self.settings.nlp.as_ref()?;
+        let intent = nlp.classify(text);
+        let sentiment = nlp.sentiment(text);
+        if let Err(e) = intent.as_ref().and(sentiment.as_ref()) {
+            tracing::warn!(msg_key = %key, error = %e, "classification failed");
+        }
+        Some(Understanding {
+            intent: intent.ok().map(|i| i.label),
+            sentiment: sentiment.ok().map(|s| s.label),
+        })
     }
 
     /// The passive reply for a message, if any.

@@ -5,6 +5,7 @@
 //! them, and no error here ever repeats a secret's value.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -53,6 +54,21 @@ pub struct FileSettings {
     /// `[filter]`: sensitive-word dictionaries.
     #[serde(default)]
     pub filter: FilterSection,
+    /// `[nlp]`: intent and sentiment models.
+    #[serde(default)]
+    pub nlp: NlpSection,
+}
+
+/// `[nlp]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NlpSection {
+    /// Classify every text message (default true).
+    pub enabled: Option<bool>,
+    /// A folder with `intent/` and `sentiment/` model directories
+    /// (`model.onnx`, `labels.txt`, `featuriser.json` each); the embedded
+    /// default models when unset.
+    pub model_dir: Option<String>,
 }
 
 /// `[filter]` section.
@@ -139,6 +155,8 @@ pub struct Settings {
     pub filter: ReloadingFilter,
     /// Sent instead of a blocked reply.
     pub fallback: String,
+    /// Intent and sentiment models; `None` when classification is off.
+    pub nlp: Option<Arc<wca_nlp::Nlp>>,
 }
 
 /// Where the values come from: environment variables by name.
@@ -194,7 +212,8 @@ impl Settings {
     /// `WCA_MAX_BODY_BYTES`, `WCA_TIMEZONE`, `WCA_FILTER_DENY` and
     /// `WCA_FILTER_ALLOW` (comma-separated paths), `WCA_FILTER_BUILTIN`
     /// (`false` drops the built-in dictionary), `WCA_FILTER_RELOAD_SECS`,
-    /// `WCA_FILTER_FALLBACK`. `fallback_token` is used when
+    /// `WCA_FILTER_FALLBACK`, `WCA_NLP` (`false` turns classification off)
+    /// and `WCA_MODEL_DIR`. `fallback_token` is used when
     /// neither gives a token (`wca serve`'s development token).
     pub fn resolve(
         file: FileSettings,
@@ -258,6 +277,7 @@ impl Settings {
             None => Rules::defaults(),
         };
         let (filter, fallback) = filter_settings(file.filter, env)?;
+        let nlp = nlp_settings(file.nlp, env)?;
         Ok(Self {
             callback: CallbackConfig {
                 token,
@@ -274,6 +294,7 @@ impl Settings {
             rules,
             filter,
             fallback,
+            nlp,
         })
     }
 
@@ -281,6 +302,44 @@ impl Settings {
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::resolve(FileSettings::default(), &ProcessEnv, None)
     }
+}
+
+fn nlp_settings(
+    section: NlpSection,
+    env: &dyn Env,
+) -> Result<Option<Arc<wca_nlp::Nlp>>, SettingsError> {
+    let invalid = |m: String| SettingsError::Invalid(m);
+    let enabled = match env.var("WCA_NLP") {
+        Some(v) => match v.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(invalid("WCA_NLP must be true or false".into())),
+        },
+        None => section.enabled.unwrap_or(true),
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    match env.var("WCA_MODEL_DIR").or(section.model_dir) {
+        Some(dir) => wca_nlp::Nlp::load_dir(&dir)
+            .map(|nlp| Some(Arc::new(nlp)))
+            .map_err(|e| invalid(format!("[nlp] {e}"))),
+        None => default_models().map(Some),
+    }
+}
+
+/// The embedded models, loaded once per process however many webhooks
+/// are built from settings.
+fn default_models() -> Result<Arc<wca_nlp::Nlp>, SettingsError> {
+    static MODELS: OnceLock<Result<Arc<wca_nlp::Nlp>, String>> = OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            wca_nlp::Nlp::default_models()
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| SettingsError::Invalid(format!("[nlp] default models: {e}")))
 }
 
 fn filter_settings(
@@ -461,6 +520,27 @@ mod tests {
         ];
         let err = Settings::resolve(FileSettings::default(), &env, None).expect_err("blocked");
         assert!(err.to_string().contains("fallback"), "{err}");
+    }
+
+    #[test]
+    fn classification_uses_the_embedded_models_unless_turned_off_or_pointed_elsewhere() {
+        let s = Settings::resolve(
+            FileSettings::default(),
+            &[("WECHAT_TOKEN", "token123")],
+            None,
+        )
+        .expect("resolve");
+        let nlp = s.nlp.expect("classification is on by default");
+        assert_eq!(nlp.intent_model().labels().len(), 12);
+        let env = [("WECHAT_TOKEN", "token123"), ("WCA_NLP", "off")];
+        let s = Settings::resolve(FileSettings::default(), &env, None).expect("resolve");
+        assert!(s.nlp.is_none());
+        let env = [
+            ("WECHAT_TOKEN", "token123"),
+            ("WCA_MODEL_DIR", "/nonexistent/models"),
+        ];
+        let err = Settings::resolve(FileSettings::default(), &env, None).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/models"), "{err}");
     }
 
     #[test]

@@ -621,3 +621,42 @@ async fn a_clean_message_and_a_clean_reply_record_no_compliance_hit() {
     assert!(f.reply_content(&sent.body).is_some());
     assert!(compliance_events(&f.events.take()).is_empty());
 }
+
+#[tokio::test]
+async fn a_text_message_carries_its_intent_and_sentiment_on_the_received_event() {
+    let f = fixture(false);
+    f.post(&text("8001", "我要退货")).await;
+    let events = f.events.take();
+    let received = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::MessageReceived {
+                intent, sentiment, ..
+            } => Some((intent.clone(), sentiment.clone())),
+            _ => None,
+        })
+        .expect("a received event");
+    assert_eq!(received.0.as_deref(), Some("return_refund"));
+    assert!(
+        matches!(
+            received.1.as_deref(),
+            Some("negative" | "neutral" | "positive")
+        ),
+        "{received:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_carries_no_intent() {
+    let f = fixture(false);
+    let subscribe = client_side::event_xml(GH, OPENID, NOW, "subscribe", None);
+    f.post(&subscribe).await;
+    let events = f.events.take();
+    assert!(events.iter().all(|e| !matches!(
+        &e.kind,
+        EventKind::MessageReceived {
+            intent: Some(_),
+            ..
+        }
+    )));
+}

@@ -37,6 +37,7 @@ fn detail_type(event: &Event) -> &'static str {
         EventKind::ReplySent { .. } => "ReplySent",
         EventKind::RequestRejected { .. } => "RequestRejected",
         EventKind::ComplianceHit { .. } => "ComplianceHit",
+        EventKind::MessageClassified { .. } => "MessageClassified",
     }
 }
 

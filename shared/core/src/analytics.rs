@@ -15,8 +15,9 @@ pub const EVENT_MARKER_SECS: i64 = 14 * 24 * 3600;
 ///
 /// - received messages: `msgs:day:D`, `msgs:day:D:type:T`, `msgs:hour:DTHH`
 /// - replies: `replies:day:D`, `replies:day:D:type:T`
-/// - intents and sentiments of received texts: `msgs:day:D:intent:I`,
-///   `msgs:day:D:sentiment:S`
+/// - intents and sentiments of received texts (on `MessageReceived` when
+///   the webhook classified it, else on `MessageClassified`):
+///   `msgs:day:D:intent:I`, `msgs:day:D:sentiment:S`
 /// - refused requests: `rejected:day:D`, `rejected:day:D:reason:R`
 /// - compliance hits: `compliance:day:D`, `compliance:day:D:dir:inbound`,
 ///   `compliance:day:D:outcome:O`, and `compliance:day:D:category:C` once
@@ -56,6 +57,18 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
             vec![
                 format!("rejected:day:{day}"),
                 format!("rejected:day:{day}:reason:{reason}"),
+            ]
+        }
+        EventKind::MessageClassified {
+            create_time,
+            intent,
+            sentiment,
+            ..
+        } => {
+            let (day, _) = day_hour(*create_time, tz);
+            vec![
+                format!("msgs:day:{day}:intent:{intent}"),
+                format!("msgs:day:{day}:sentiment:{sentiment}"),
             ]
         }
         EventKind::ComplianceHit {

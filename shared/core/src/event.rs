@@ -54,6 +54,24 @@ pub enum EventKind {
         /// A short machine-readable reason, e.g. `bad_signature`.
         reason: String,
     },
+    /// A message classified after it was received (the classify function:
+    /// async mode, or a webhook that did not classify).
+    MessageClassified {
+        /// Dedup key of the message.
+        msg_key: String,
+        /// Sender.
+        openid: String,
+        /// WeChat's CreateTime of the message (the day it counts on).
+        create_time: i64,
+        /// The intent label.
+        intent: String,
+        /// Its probability.
+        confidence: f32,
+        /// The sentiment label.
+        sentiment: String,
+        /// p(positive) - p(negative), in [-1, 1].
+        sentiment_score: f32,
+    },
     /// A text held dictionary words: what a compliance officer reviews.
     ComplianceHit {
         /// Dedup key of the message the text belongs to (the inbound
@@ -188,6 +206,34 @@ impl Event {
                 action: action.to_owned(),
                 outcome: outcome.to_owned(),
                 hits,
+            },
+        }
+    }
+
+    /// The event for a message classified after it was received; id
+    /// `classified:{msg_key}`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message_classified(
+        msg_key: &str,
+        openid: &str,
+        create_time: i64,
+        intent: &str,
+        confidence: f32,
+        sentiment: &str,
+        sentiment_score: f32,
+        at: i64,
+    ) -> Self {
+        Self {
+            id: format!("classified:{msg_key}"),
+            at,
+            kind: EventKind::MessageClassified {
+                msg_key: msg_key.to_owned(),
+                openid: openid.to_owned(),
+                create_time,
+                intent: intent.to_owned(),
+                confidence,
+                sentiment: sentiment.to_owned(),
+                sentiment_score,
             },
         }
     }

@@ -46,6 +46,19 @@ pub struct ArchivedMessage {
     pub expires_at: i64,
 }
 
+impl ArchivedMessage {
+    /// The text a customer wrote: a text message's content, or a voice
+    /// message's speech recognition; `None` for anything else.
+    pub fn text(&self) -> Option<&str> {
+        let field = match self.parsed.get("type")?.as_str()? {
+            "text" => "content",
+            "voice" => "recognition",
+            _ => return None,
+        };
+        self.parsed.get(field)?.as_str().filter(|t| !t.is_empty())
+    }
+}
+
 /// Keeps every inbound message for a configurable retention.
 #[async_trait]
 pub trait MessageArchive: Send + Sync {

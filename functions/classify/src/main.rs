@@ -1,0 +1,43 @@
+//! The classify function: SQS (from the bus rule on `MessageReceived`) ->
+//! archive -> intent and sentiment -> `MessageClassified` on the bus.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use wca_aws::{DynamoDbStore, EventBridgeSink, sdk_config};
+use wca_classify::Classifier;
+use wca_core::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_ansi(false)
+        .init();
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| "EVENT_BUS_NAME is not set")?;
+    // Loaded once per sandbox: the embedded models, or WCA_MODEL_DIR's.
+    let nlp = match std::env::var("WCA_MODEL_DIR") {
+        Ok(dir) if !dir.is_empty() => wca_nlp::Nlp::load_dir(dir)?,
+        _ => wca_nlp::Nlp::default_models()?,
+    };
+    let config = sdk_config(None).await;
+    let classifier = Classifier {
+        nlp: Arc::new(nlp),
+        archive: Arc::new(DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            table,
+        )),
+        events: Arc::new(EventBridgeSink::new(
+            aws_sdk_eventbridge::Client::new(&config),
+            bus,
+        )),
+        clock: Arc::new(SystemClock),
+    };
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let classifier = classifier.clone();
+        async move { Ok::<_, Error>(classifier.handle(event.payload).await) }
+    }))
+    .await
+}
