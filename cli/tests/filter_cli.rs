@@ -56,7 +56,7 @@ fn each_input_line_gets_one_json_object_with_byte_offsets_and_the_masked_text() 
     assert_eq!(first["action"], "block");
     assert_eq!(
         first["hits"],
-        serde_json::json!([{"word": "稳赚不赔", "category": "fraud", "action": "block", "start": 6, "end": 19}])
+        serde_json::json!([{"word": "稳赚不赔", "category": "fraud", "action": "block", "start": 6, "end": 21}])
     );
     assert_eq!(first["masked"], "保证*******");
 

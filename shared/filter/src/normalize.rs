@@ -186,6 +186,53 @@ impl Alphabet {
     }
 }
 
+/// In [`Normalized::gaps`]: something was skipped before this character.
+pub(crate) const GAP_SKIPPED: u8 = 1;
+/// In [`Normalized::gaps`]: clause punctuation was skipped before it.
+pub(crate) const GAP_PAUSE: u8 = 2;
+
+/// Clause punctuation: what ends a phrase in ordinary writing.
+pub(crate) fn is_pause(c: char) -> bool {
+    matches!(
+        c,
+        '，' | '。'
+            | '！'
+            | '？'
+            | '；'
+            | '：'
+            | '、'
+            | '…'
+            | ','
+            | '!'
+            | '?'
+            | ';'
+            | ':'
+            | '「'
+            | '」'
+            | '『'
+            | '』'
+            | '（'
+            | '）'
+            | '('
+            | ')'
+            | '《'
+            | '》'
+            | '〈'
+            | '〉'
+            | '“'
+            | '”'
+            | '‘'
+            | '’'
+            | '"'
+            | '【'
+            | '】'
+            | '［'
+            | '］'
+            | '['
+            | ']'
+    )
+}
+
 /// A text as the automaton sees it, with the way back to the original.
 #[derive(Debug, Default)]
 pub(crate) struct Normalized {
@@ -196,6 +243,9 @@ pub(crate) struct Normalized {
     /// the character it came from (for a separator: of the character after
     /// it).
     pub(crate) origin: Vec<usize>,
+    /// For every two bytes of `codes`: [`GAP_SKIPPED`] and [`GAP_PAUSE`]
+    /// bits for what was skipped right before the character.
+    pub(crate) gaps: Vec<u8>,
 }
 
 impl Normalized {
@@ -205,11 +255,13 @@ impl Normalized {
     pub(crate) fn fill(&mut self, original: &str, max_gap: usize, alphabet: &Alphabet) {
         self.codes.clear();
         self.origin.clear();
+        self.gaps.clear();
         self.codes.reserve(original.len());
         self.origin.reserve(original.len() / 2);
         // `gap` counts skipped characters since the last kept one; a break
         // pushes it past any limit.
         let mut gap = 0usize;
+        let mut flags = 0u8;
         let mut pending_break = false;
         for (at, c) in original.char_indices() {
             let (code, class) = alphabet.lookup(c);
@@ -220,14 +272,23 @@ impl Normalized {
                     if (pending_break || gap > max_gap) && code != 0 && !self.origin.is_empty() {
                         self.codes.extend_from_slice(&[0, 0]);
                         self.origin.push(at);
+                        self.gaps.push(0);
                     }
                     pending_break = false;
                     gap = 0;
                     self.codes.extend_from_slice(&code.to_be_bytes());
                     self.origin.push(at);
+                    self.gaps.push(flags);
+                    flags = 0;
                 }
-                Class::Skip => gap += 1,
-                Class::Invisible => {}
+                Class::Skip => {
+                    gap += 1;
+                    flags |= GAP_SKIPPED;
+                    if is_pause(c) {
+                        flags |= GAP_PAUSE;
+                    }
+                }
+                Class::Invisible => flags |= GAP_SKIPPED,
                 Class::Break => pending_break = true,
             }
         }
@@ -325,6 +386,18 @@ mod tests {
         n.fill("稳\u{200b}\u{200b}\u{200b}\u{200b}\u{200b}赚", 3, &a);
         assert_eq!(n.codes, [0, 3, 0, 4], "zero-width characters do not count");
         assert_eq!(n.origin.len() * 2, n.codes.len());
+        assert_eq!(n.gaps.len(), n.origin.len());
+    }
+
+    #[test]
+    fn gaps_record_what_was_skipped_before_each_character() {
+        let mut n = Normalized::default();
+        n.fill("稳 赚，\u{200b}ab", 3, &alphabet());
+        assert_eq!(
+            n.gaps,
+            [0, GAP_SKIPPED, GAP_SKIPPED | GAP_PAUSE, 0],
+            "稳, 赚 after a space, a after a comma and a zero-width space, b"
+        );
     }
 
     #[test]
