@@ -20,6 +20,29 @@ use wca_wechat::{
 pub enum BenchCommand {
     /// Verify + decrypt + parse + reply + encrypt every request in a file.
     Protocol(ProtocolArgs),
+    /// Build a filter from a dictionary and find all matches in a corpus.
+    Filter(FilterBenchArgs),
+    /// Load both NLP models and classify every line of a file (p50/p99).
+    Nlp(crate::classify::NlpBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FilterBenchArgs {
+    /// Deny dictionary files.
+    #[arg(long, required = true)]
+    deny: Vec<PathBuf>,
+    /// Allow files.
+    #[arg(long)]
+    allow: Vec<PathBuf>,
+    /// UTF-8 corpus, checked as one text.
+    #[arg(long)]
+    text: PathBuf,
+    /// Rounds; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Most skippable characters between two characters of a word.
+    #[arg(long, default_value_t = wca_filter::Options::default().max_gap)]
+    max_gap: usize,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +70,8 @@ struct Line {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Protocol(args) => protocol(args),
+        BenchCommand::Filter(args) => filter(args),
+        BenchCommand::Nlp(args) => crate::classify::bench(args),
     }
 }
 
@@ -109,6 +134,63 @@ fn protocol(args: ProtocolArgs) -> anyhow::Result<()> {
             "seconds": best,
             "per_message_us": best / n * 1e6,
             "per_sec": n / best,
+        })
+    );
+    Ok(())
+}
+
+/// Best-of-N dictionary build and all-matches search over the corpus,
+/// normalisation included; counts hits and the hits that exist only
+/// because characters inside them were skipped (false-alarm candidates).
+fn filter(args: FilterBenchArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.text)
+        .with_context(|| format!("reading {}", args.text.display()))?;
+    let mut build = f64::INFINITY;
+    let mut built = None;
+    for _ in 0..args.rounds.max(1) {
+        let start = Instant::now();
+        let f = crate::filter::load(&args.deny, &args.allow, args.max_gap)?;
+        build = build.min(start.elapsed().as_secs_f64());
+        built = Some(f);
+    }
+    let Some(filter) = built else {
+        bail!("no round ran");
+    };
+    let mut best = f64::INFINITY;
+    let mut scratch = wca_filter::Scratch::default();
+    let mut hits = 0usize;
+    let mut skipped = 0usize;
+    let mut examples = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        let start = Instant::now();
+        let verdict = filter.check_with(&text, &mut scratch);
+        best = best.min(start.elapsed().as_secs_f64());
+        if round == 0 {
+            hits = verdict.hits.len();
+            for hit in verdict.hits.iter().filter(|h| h.skipped_characters(&text)) {
+                skipped += 1;
+                if examples.len() < 20 {
+                    examples.push(format!(
+                        "{} <- {:?}",
+                        hit.entry.word,
+                        &text[hit.start..hit.end]
+                    ));
+                }
+            }
+        }
+    }
+    let mb = text.len() as f64 / 1e6;
+    println!(
+        "{}",
+        serde_json::json!({
+            "entries": filter.deny_len(),
+            "build_seconds": build,
+            "text_bytes": text.len(),
+            "seconds": best,
+            "mb_per_s": mb / best,
+            "hits": hits,
+            "hits_only_by_skipping": skipped,
+            "skipping_examples": examples,
         })
     );
     Ok(())
