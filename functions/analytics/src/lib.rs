@@ -28,7 +28,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use wca_core::{Counters, EventLog, PortError, analytics};
 
 /// How long the event log keeps an event.
@@ -65,17 +65,7 @@ impl Analytics {
 
     /// Handles one SQS batch; failed records are listed for retry.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in batch.records {
-            let id = record.message_id.unwrap_or_default();
-            if let Err(e) = self.one(record.body.as_deref().unwrap_or_default()).await {
-                tracing::warn!(sqs_message_id = %id, error = %e, "record failed");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
-        }
-        response
+        wca_aws::for_each_record(batch, |body| async move { self.one(&body).await }).await
     }
 
     /// Handles one record's body.

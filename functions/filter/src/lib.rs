@@ -35,7 +35,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use wca_core::{Clock, Direction, Event, EventKind, EventSink, MessageArchive, PortError};
 use wca_filter::ReloadingFilter;
@@ -127,20 +127,7 @@ impl FilterService {
 
     /// The compliance scan of one SQS batch; failed records are listed.
     pub async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in batch.records {
-            let id = record.message_id.unwrap_or_default();
-            match self.scan(record.body.as_deref().unwrap_or_default()).await {
-                Ok(outcome) => tracing::info!(sqs_message_id = %id, ?outcome, "record scanned"),
-                Err(e) => {
-                    tracing::warn!(sqs_message_id = %id, error = %e, "record failed");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        response
+        wca_aws::for_each_record(batch, |body| async move { self.scan(&body).await }).await
     }
 
     /// Scans the message behind one record's `MessageReceived` event.

@@ -25,7 +25,7 @@ mod sqs;
 
 pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgeSink;
-pub use sqs::{Received, SqsEventQueue, event_from_body};
+pub use sqs::{Received, SqsEventQueue, event_from_body, for_each_record};
 
 /// Loads the shared SDK configuration once per process. `endpoint`
 /// overrides `AWS_ENDPOINT_URL` (the local stand-in in tests).

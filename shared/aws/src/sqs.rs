@@ -20,6 +20,37 @@ pub fn event_from_body(body: &str) -> Result<Event, serde_json::Error> {
     }
 }
 
+/// Runs `one` on the body of every record of an SQS batch, in order, and
+/// lists the records it failed for Lambda's partial batch response (with
+/// `ReportBatchItemFailures`, SQS then retries only those, and parks them
+/// in the dead-letter queue after `maxReceiveCount`). Each outcome is
+/// logged with the SQS message id, never the body.
+pub async fn for_each_record<F, Fut, T, E>(
+    batch: aws_lambda_events::event::sqs::SqsEvent,
+    mut one: F,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    T: std::fmt::Debug,
+    E: std::fmt::Display,
+{
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for record in batch.records {
+        let id = record.message_id.unwrap_or_default();
+        match one(record.body.unwrap_or_default()).await {
+            Ok(outcome) => tracing::info!(sqs_message_id = %id, ?outcome, "record handled"),
+            Err(e) => {
+                tracing::warn!(sqs_message_id = %id, error = %e, "record failed");
+                let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
 /// A received message: its handle and its body.
 #[derive(Debug, Clone)]
 pub struct Received {
