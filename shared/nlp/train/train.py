@@ -67,7 +67,7 @@ SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 
 # Hyperparameters, chosen on the validation splits (see --tune).
 CONFIG = {
-    "intent": dict(buckets=1 << 16, dim=16, lr=0.02, batch=32, epochs=60, patience=8, drop=0.2, seed=20261125,
+    "intent": dict(buckets=1 << 16, dim=20, lr=0.005, batch=16, epochs=60, patience=12, drop=0.0, seed=20261125,
                    max_chars=256),
     "sentiment": dict(buckets=1 << 18, dim=3, lr=0.01, batch=64, epochs=40, patience=6, drop=0.2, seed=20261126,
                       max_chars=256, chat_weight=3.0),
