@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use wca_aws::{DynamoDbStore, EventBridgeSink, sdk_config};
+use wca_aws::FunctionEnv;
 use wca_classify::Classifier;
 use wca_core::SystemClock;
 
@@ -15,24 +15,16 @@ async fn main() -> Result<(), Error> {
         .without_time()
         .with_ansi(false)
         .init();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| "EVENT_BUS_NAME is not set")?;
     // Loaded once per sandbox: the embedded models, or WCA_MODEL_DIR's.
     let nlp = match std::env::var("WCA_MODEL_DIR") {
         Ok(dir) if !dir.is_empty() => wca_nlp::Nlp::load_dir(dir)?,
         _ => wca_nlp::Nlp::default_models()?,
     };
-    let config = sdk_config(None).await;
+    let aws = FunctionEnv::load().await?;
     let classifier = Classifier {
         nlp: Arc::new(nlp),
-        archive: Arc::new(DynamoDbStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            table,
-        )),
-        events: Arc::new(EventBridgeSink::new(
-            aws_sdk_eventbridge::Client::new(&config),
-            bus,
-        )),
+        archive: Arc::new(aws.store),
+        events: Arc::new(aws.bus),
         clock: Arc::new(SystemClock),
     };
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {

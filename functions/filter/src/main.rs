@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use wca_aws::{DynamoDbStore, EventBridgeSink, sdk_config};
+use wca_aws::FunctionEnv;
 use wca_core::SystemClock;
 use wca_filter::{DictionaryFiles, ReloadingFilter};
 use wca_filter_fn::{FilterService, paths_from_env};
@@ -15,8 +15,6 @@ async fn main() -> Result<(), Error> {
         .without_time()
         .with_ansi(false)
         .init();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| "EVENT_BUS_NAME is not set")?;
     let source = DictionaryFiles {
         builtin: std::env::var("WCA_FILTER_BUILTIN").map_or(true, |v| v != "false"),
         deny: paths_from_env("WCA_FILTER_DENY"),
@@ -25,17 +23,11 @@ async fn main() -> Result<(), Error> {
     };
     let filter = ReloadingFilter::new(source, Duration::from_secs(30))?
         .on_error(|e| tracing::error!(error = %e, "dictionary reload failed; the old one stays"));
-    let config = sdk_config(None).await;
+    let aws = FunctionEnv::load().await?;
     let service = FilterService {
         filter,
-        archive: Arc::new(DynamoDbStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            table,
-        )),
-        events: Arc::new(EventBridgeSink::new(
-            aws_sdk_eventbridge::Client::new(&config),
-            bus,
-        )),
+        archive: Arc::new(aws.store),
+        events: Arc::new(aws.bus),
         clock: Arc::new(SystemClock),
     };
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

@@ -27,6 +27,36 @@ pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgeSink;
 pub use sqs::{Received, SqsEventQueue, event_from_body, for_each_record};
 
+/// What a function's `main` wires from the environment Lambda gives it:
+/// the table named by `TABLE_NAME` and the bus named by `EVENT_BUS_NAME`,
+/// on clients built once from [`sdk_config`].
+#[derive(Debug, Clone)]
+pub struct FunctionEnv {
+    /// The app's DynamoDB table.
+    pub store: DynamoDbStore,
+    /// The app's event bus.
+    pub bus: EventBridgeSink,
+}
+
+impl FunctionEnv {
+    /// Reads `TABLE_NAME` and `EVENT_BUS_NAME`; the error names what is
+    /// missing.
+    pub async fn load() -> Result<Self, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} is not set"))
+        };
+        let (table, bus) = (var("TABLE_NAME")?, var("EVENT_BUS_NAME")?);
+        let config = sdk_config(None).await;
+        Ok(Self {
+            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table),
+            bus: EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&config), bus),
+        })
+    }
+}
+
 /// Loads the shared SDK configuration once per process. `endpoint`
 /// overrides `AWS_ENDPOINT_URL` (the local stand-in in tests).
 pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
