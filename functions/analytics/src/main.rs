@@ -9,10 +9,7 @@ use wca_aws::{DynamoDbStore, sdk_config};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .init();
+    wca_aws::init_tracing();
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
     let tz_name = std::env::var("WCA_TIMEZONE").unwrap_or_else(|_| "Asia/Shanghai".into());
     let tz = jiff::tz::TimeZone::get(&tz_name)

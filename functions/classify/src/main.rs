@@ -11,10 +11,7 @@ use wca_core::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .init();
+    wca_aws::init_tracing();
     // Loaded once per sandbox: the embedded models, or WCA_MODEL_DIR's.
     let nlp = match std::env::var("WCA_MODEL_DIR") {
         Ok(dir) if !dir.is_empty() => wca_nlp::Nlp::load_dir(dir)?,

@@ -11,10 +11,7 @@ use wca_filter_fn::{FilterService, paths_from_env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .init();
+    wca_aws::init_tracing();
     let source = DictionaryFiles {
         builtin: std::env::var("WCA_FILTER_BUILTIN").map_or(true, |v| v != "false"),
         deny: paths_from_env("WCA_FILTER_DENY"),

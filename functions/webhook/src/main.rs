@@ -10,10 +10,7 @@ use wca_webhook::{Ports, Webhook, router, settings::Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .init();
+    wca_aws::init_tracing();
     let settings = Settings::from_env()?;
     let aws = FunctionEnv::load().await?;
     let store = Arc::new(aws.store);

@@ -27,6 +27,15 @@ pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgeSink;
 pub use sqs::{Received, SqsEventQueue, event_from_body, for_each_record};
 
+/// Logging as a Lambda function wants it: no timestamps (CloudWatch adds
+/// them), no colours.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .without_time()
+        .with_ansi(false)
+        .init();
+}
+
 /// What a function's `main` wires from the environment Lambda gives it:
 /// the table named by `TABLE_NAME` and the bus named by `EVENT_BUS_NAME`,
 /// on clients built once from [`sdk_config`].
