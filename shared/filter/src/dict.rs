@@ -6,7 +6,7 @@
 //! entries that name none; without either, an entry blocks. Allow lines are
 //! one word each. Blank lines and lines starting with `#` are ignored.
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +67,35 @@ pub(crate) struct PendingDeny {
     pub(crate) word: String,
     pub(crate) category: String,
     pub(crate) action: Option<Action>,
-    pub(crate) origin: String,
+    pub(crate) origin: Origin,
+}
+
+/// Where an entry comes from, `source:line` (or `api`), for errors; the
+/// source name is shared, so recording it costs no allocation per line.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    source: Arc<str>,
+    /// 1-based; 0 for entries added through the API.
+    line: usize,
+}
+
+impl Origin {
+    fn api() -> Self {
+        Self {
+            source: Arc::from("api"),
+            line: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            f.write_str(&self.source)
+        } else {
+            write!(f, "{}:{}", self.source, self.line)
+        }
+    }
 }
 
 /// Deny and allow lists, merged from several sources, ready to
@@ -75,7 +103,7 @@ pub(crate) struct PendingDeny {
 #[derive(Debug, Clone, Default)]
 pub struct Dictionary {
     pub(crate) deny: Vec<PendingDeny>,
-    pub(crate) allow: Vec<(String, String)>,
+    pub(crate) allow: Vec<(String, Origin)>,
     pub(crate) defaults: HashMap<String, Action>,
 }
 
@@ -87,6 +115,7 @@ impl Dictionary {
 
     /// Adds the deny lines of `text`; `source` names it in errors.
     pub fn add_deny(&mut self, source: &str, text: &str) -> Result<&mut Self, FilterError> {
+        let shared: Arc<str> = Arc::from(source);
         for (n, line) in lines(text) {
             let err = |reason: String| FilterError::Line {
                 file: source.to_owned(),
@@ -132,7 +161,10 @@ impl Dictionary {
                 word: word.to_owned(),
                 category: category.to_owned(),
                 action,
-                origin: format!("{source}:{n}"),
+                origin: Origin {
+                    source: Arc::clone(&shared),
+                    line: n,
+                },
             });
         }
         Ok(self)
@@ -140,6 +172,7 @@ impl Dictionary {
 
     /// Adds the allow lines of `text` (one word each).
     pub fn add_allow(&mut self, source: &str, text: &str) -> Result<&mut Self, FilterError> {
+        let shared: Arc<str> = Arc::from(source);
         for (n, line) in lines(text) {
             let word = line.trim();
             if word.contains('\t') {
@@ -149,7 +182,13 @@ impl Dictionary {
                     reason: "allow-list lines hold one word, without TABs".to_owned(),
                 });
             }
-            self.allow.push((word.to_owned(), format!("{source}:{n}")));
+            self.allow.push((
+                word.to_owned(),
+                Origin {
+                    source: Arc::clone(&shared),
+                    line: n,
+                },
+            ));
         }
         Ok(self)
     }
@@ -160,14 +199,14 @@ impl Dictionary {
             word: word.to_owned(),
             category: category.to_owned(),
             action,
-            origin: "api".to_owned(),
+            origin: Origin::api(),
         });
         self
     }
 
     /// Adds one allowed word.
     pub fn allow(&mut self, word: &str) -> &mut Self {
-        self.allow.push((word.to_owned(), "api".to_owned()));
+        self.allow.push((word.to_owned(), Origin::api()));
         self
     }
 

@@ -17,10 +17,10 @@
 //! in `usb` nor in `thanks bye`), and a deny word inside an allowed word is
 //! not a hit (`刷单词` does not hit `刷单`).
 //!
-//! Matching runs [`aho_corasick`] over a folded copy of the text in which
-//! every character maps to exactly one character, so each hit is reported
-//! as the exact byte range of the original text, skipped characters inside
-//! it included.
+//! Matching runs an [`aho_corasick`] automaton over the text as it is
+//! folded, one character to one character, in a single pass without a
+//! copy, so each hit is reported as the exact byte range of the original
+//! text, skipped characters inside it included.
 //!
 //! ```
 //! use wca_filter::{Action, Dictionary};
@@ -48,13 +48,13 @@ mod tables;
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{Anchored, MatchKind, automaton::Automaton, nfa::contiguous};
 use serde::Serialize;
 
 pub use dict::{Action, BUILTIN_ALLOW, BUILTIN_DENY, DenyEntry, Dictionary};
 pub use reload::{DictionaryFiles, DictionarySource, ReloadingFilter};
 
-use normalize::{Alphabet, Normalized, fold, fold_word, is_latin_alnum};
+use normalize::{Alphabet, Scanner, Step, fold, fold_word, is_latin_alnum};
 
 /// Everything that can go wrong building a filter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,24 +115,60 @@ impl Default for Options {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Pattern {
-    /// Indices into `Filter::deny` (one folded word may carry several
+/// One folded word of the automaton while the filter is built.
+#[derive(Debug)]
+struct Draft<'d> {
+    /// Indices into the deny entries (one folded word may carry several
     /// categories).
     deny: Vec<usize>,
+    /// Where it was first denied.
+    denied_at: Option<&'d dict::Origin>,
     allow: bool,
-    latin_head: bool,
-    latin_tail: bool,
-    chars: usize,
+}
+
+/// One folded word of the automaton: 16 bytes, so that looking one up per
+/// match stays in cache even for large dictionaries.
+#[derive(Debug, Clone, Copy)]
+struct Pattern {
+    /// Its deny entries are `Filter::deny[first_deny..][..denies]`.
+    first_deny: u32,
+    denies: u32,
+    chars: u32,
+    flags: u8,
+}
+
+impl Pattern {
+    const ALLOW: u8 = 1;
+    /// Starts with a Latin letter or digit: must not follow one.
+    const LATIN_HEAD: u8 = 2;
+    /// Ends with a Latin letter or digit: must not be followed by one.
+    const LATIN_TAIL: u8 = 4;
+
+    fn has(self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn chars(self) -> usize {
+        self.chars as usize
+    }
 }
 
 /// A built, immutable filter. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    ac: Option<AhoCorasick>,
-    alphabet: Option<Alphabet>,
+    /// The automaton over the coded words, and their alphabet; `None`
+    /// for an empty dictionary.
+    matcher: Option<(contiguous::NFA, Alphabet)>,
     has_allow: bool,
+    /// The most characters in one word.
+    longest: usize,
+    /// By pattern id. The first `plain` have one deny entry each, at the
+    /// same index, and no flags.
     patterns: Vec<Pattern>,
+    plain: usize,
+    /// Plain pattern ids are sorted by length: ids below `.0` (and at or
+    /// above the previous run's) have `.1` characters.
+    plain_runs: Vec<(usize, usize)>,
     deny: Vec<DenyEntry>,
     options: Options,
 }
@@ -146,15 +182,15 @@ pub struct Hit<'f> {
     pub start: usize,
     /// Byte offset in the original text just past the hit.
     pub end: usize,
-    chars: usize,
 }
 
 impl Hit<'_> {
     /// Whether the hit exists only because characters were skipped inside
-    /// it (its original span holds more characters than the word).
+    /// it: its span in `text`, the text it was found in, holds more than
+    /// the word's own characters.
     pub fn skipped_characters(&self, text: &str) -> bool {
         text.get(self.start..self.end)
-            .is_some_and(|span| span.chars().count() > self.chars)
+            .is_some_and(|span| span.chars().any(|c| fold(c).1 != normalize::Class::Word))
     }
 }
 
@@ -264,7 +300,9 @@ pub struct ReportHit {
 /// text in hot loops.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    norm: Normalized,
+    /// Start offset and gap flags of the last characters fed, by position
+    /// modulo its length (a power of two at least the longest word).
+    recent: Vec<(usize, u8)>,
     allow: Vec<(usize, usize)>,
     found: Vec<(usize, usize, u32)>,
 }
@@ -272,46 +310,40 @@ pub struct Scratch {
 impl Filter {
     fn build(dict: &Dictionary, options: Options) -> Result<Self, FilterError> {
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut patterns: Vec<Pattern> = Vec::new();
+        let mut drafts: Vec<Draft<'_>> = Vec::new();
         let mut folded_words: Vec<String> = Vec::new();
-        let mut deny_origin: HashMap<usize, String> = HashMap::new();
-        let mut deny = Vec::with_capacity(dict.deny.len());
-        let mut seen: HashMap<(usize, String), usize> = HashMap::new();
+        let mut deny: Vec<DenyEntry> = Vec::with_capacity(dict.deny.len());
         let mut slot = |folded: String,
-                        patterns: &mut Vec<Pattern>,
+                        drafts: &mut Vec<Draft<'_>>,
                         folded_words: &mut Vec<String>|
          -> usize {
             *index.entry(folded.clone()).or_insert_with(|| {
-                let chars = folded.chars().count();
-                patterns.push(Pattern {
+                drafts.push(Draft {
                     deny: Vec::new(),
+                    denied_at: None,
                     allow: false,
-                    latin_head: folded.chars().next().is_some_and(is_latin_alnum),
-                    latin_tail: folded.chars().next_back().is_some_and(is_latin_alnum),
-                    chars,
                 });
                 folded_words.push(folded);
-                patterns.len() - 1
+                drafts.len() - 1
             })
         };
         for entry in &dict.deny {
             let folded = folded_or_err(&entry.word, &entry.origin)?;
-            let id = slot(folded, &mut patterns, &mut folded_words);
+            let id = slot(folded, &mut drafts, &mut folded_words);
             let action = entry
                 .action
                 .unwrap_or_else(|| dict.default_action(&entry.category));
+            let draft = &mut drafts[id];
             // The same word twice in one category: keep the strictest.
-            match seen.get(&(id, entry.category.clone())) {
-                Some(&i) => {
-                    let existing: &mut DenyEntry = &mut deny[i];
-                    existing.action = existing.action.max(action);
-                }
+            match draft
+                .deny
+                .iter()
+                .find(|&&i| deny[i].category == entry.category)
+            {
+                Some(&i) => deny[i].action = deny[i].action.max(action),
                 None => {
-                    seen.insert((id, entry.category.clone()), deny.len());
-                    deny_origin
-                        .entry(id)
-                        .or_insert_with(|| entry.origin.clone());
-                    patterns[id].deny.push(deny.len());
+                    draft.denied_at.get_or_insert(&entry.origin);
+                    draft.deny.push(deny.len());
                     deny.push(DenyEntry {
                         word: entry.word.clone(),
                         category: entry.category.clone(),
@@ -322,40 +354,96 @@ impl Filter {
         }
         for (word, origin) in &dict.allow {
             let folded = folded_or_err(word, origin)?;
-            let id = slot(folded, &mut patterns, &mut folded_words);
-            if let Some(deny) = deny_origin.get(&id) {
+            let id = slot(folded, &mut drafts, &mut folded_words);
+            if let Some(denied) = drafts[id].denied_at {
                 return Err(FilterError::Conflict {
                     word: folded_words[id].clone(),
-                    deny: deny.clone(),
-                    allow: origin.clone(),
+                    deny: denied.to_string(),
+                    allow: origin.to_string(),
                 });
             }
-            patterns[id].allow = true;
+            drafts[id].allow = true;
         }
-        let alphabet = Alphabet::new(folded_words.iter().map(String::as_str)).ok_or_else(|| {
-            FilterError::Build("the words use more than 65,535 distinct characters".to_owned())
-        })?;
-        let ac = if folded_words.is_empty() {
+        // Pattern order: first the plain words (one deny entry, no
+        // allow-list or Latin rule), whose pattern id is also the index of
+        // their deny entry, so a match of one needs no lookup; then the
+        // rest. Deny entries are regrouped by word, each word's in a range.
+        let latin = |c: Option<char>| c.is_some_and(is_latin_alnum);
+        let flags: Vec<u8> = drafts
+            .iter()
+            .zip(&folded_words)
+            .map(|(draft, folded)| {
+                [
+                    (draft.allow, Pattern::ALLOW),
+                    (latin(folded.chars().next()), Pattern::LATIN_HEAD),
+                    (latin(folded.chars().next_back()), Pattern::LATIN_TAIL),
+                ]
+                .into_iter()
+                .filter(|&(on, _)| on)
+                .fold(0, |acc, (_, flag)| acc | flag)
+            })
+            .collect();
+        let is_plain = |i: usize| flags[i] == 0 && drafts[i].deny.len() == 1;
+        let (mut order, rest): (Vec<usize>, Vec<usize>) =
+            (0..drafts.len()).partition(|&i| is_plain(i));
+        // Plain words by length, so a plain match's length is found in a
+        // short table instead of a lookup per match.
+        let chars: Vec<usize> = folded_words.iter().map(|w| w.chars().count()).collect();
+        order.sort_by_key(|&i| chars[i]);
+        let mut plain_runs: Vec<(usize, usize)> = Vec::new();
+        for (pid, &i) in order.iter().enumerate() {
+            match plain_runs.last_mut() {
+                Some((end, len)) if *len == chars[i] => *end = pid + 1,
+                _ => plain_runs.push((pid + 1, chars[i])),
+            }
+        }
+        let plain = order.len();
+        order.extend(rest);
+        let too_many = || FilterError::Build("more than 4,294,967,295 entries".to_owned());
+        let mut deny: Vec<Option<DenyEntry>> = deny.into_iter().map(Some).collect();
+        let mut grouped = Vec::with_capacity(deny.len());
+        let mut patterns = Vec::with_capacity(order.len());
+        for &i in &order {
+            let first_deny = u32::try_from(grouped.len()).map_err(|_| too_many())?;
+            grouped.extend(drafts[i].deny.iter().filter_map(|&d| deny[d].take()));
+            patterns.push(Pattern {
+                first_deny,
+                denies: u32::try_from(drafts[i].deny.len()).map_err(|_| too_many())?,
+                chars: u32::try_from(chars[i]).map_err(|_| too_many())?,
+                flags: flags[i],
+            });
+        }
+        let deny = grouped;
+        let folded_words: Vec<String> = order
+            .iter()
+            .map(|&i| std::mem::take(&mut folded_words[i]))
+            .collect();
+        let matcher = if folded_words.is_empty() {
             None
         } else {
+            let alphabet = Alphabet::new(folded_words.iter().map(String::as_str));
             let coded: Vec<Vec<u8>> = folded_words.iter().map(|w| alphabet.encode(w)).collect();
-            Some(
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    // Dense transitions only near the root: with tens of
-                    // thousands of words, deeper dense states cost more in
-                    // cache misses than they save (measured: depth 2 ran
-                    // the 50,000-word benchmark 15% faster than 3).
-                    .dense_depth(2)
-                    .build(&coded)
-                    .map_err(|e| FilterError::Build(e.to_string()))?,
-            )
+            let nfa = contiguous::Builder::new()
+                .match_kind(MatchKind::Standard)
+                // Dense transitions for the states of a word's first
+                // character (aho-corasick counts depth from 0 at the first
+                // byte), sparse below: with tens of thousands of words,
+                // deeper dense states cost more in cache misses than they
+                // save (measured on the 50,000-word benchmark: one
+                // character dense ran 10% faster than none, and 20% faster
+                // than one and a half).
+                .dense_depth(alphabet.width())
+                .build(&coded)
+                .map_err(|e| FilterError::Build(e.to_string()))?;
+            Some((nfa, alphabet))
         };
         Ok(Self {
-            ac,
-            alphabet: Some(alphabet),
-            has_allow: patterns.iter().any(|p| p.allow),
+            matcher,
+            has_allow: patterns.iter().any(|p| p.has(Pattern::ALLOW)),
+            longest: patterns.iter().map(|p| p.chars()).max().unwrap_or(0),
             patterns,
+            plain,
+            plain_runs,
             deny,
             options,
         })
@@ -364,10 +452,12 @@ impl Filter {
     /// A filter that finds nothing.
     pub fn empty() -> Self {
         Self {
-            ac: None,
-            alphabet: None,
+            matcher: None,
             has_allow: false,
+            longest: 0,
             patterns: Vec::new(),
+            plain: 0,
+            plain_runs: Vec::new(),
             deny: Vec::new(),
             options: Options::default(),
         }
@@ -385,39 +475,125 @@ impl Filter {
 
     /// [`check`](Self::check) with reusable buffers.
     pub fn check_with(&self, text: &str, scratch: &mut Scratch) -> Verdict<'_> {
-        let (Some(ac), Some(alphabet)) = (&self.ac, &self.alphabet) else {
+        let Some((nfa, alphabet)) = &self.matcher else {
             return Verdict::default();
         };
-        let Scratch { norm, allow, found } = scratch;
-        norm.fill(text, self.options.max_gap, alphabet);
+        // One copy of the loop per code width, so that feeding a character
+        // and measuring a match are unrolled and divide by a constant.
+        match alphabet.width() {
+            1 => self.search::<1>(nfa, alphabet, text, scratch),
+            2 => self.search::<2>(nfa, alphabet, text, scratch),
+            _ => self.search::<3>(nfa, alphabet, text, scratch),
+        }
+    }
+
+    fn search<const WIDTH: usize>(
+        &self,
+        nfa: &contiguous::NFA,
+        alphabet: &Alphabet,
+        text: &str,
+        scratch: &mut Scratch,
+    ) -> Verdict<'_> {
+        let Scratch {
+            recent,
+            allow,
+            found,
+        } = scratch;
+        let size = self.longest.next_power_of_two();
+        if recent.len() < size {
+            recent.resize(size, (0, 0));
+        }
+        let mask = recent.len() - 1;
         allow.clear();
         found.clear();
         let mut hits = Vec::new();
         // Without allowed words every deny match is final at once; with
         // them, allowed spans must all be known first.
         let direct = !self.has_allow;
-        for m in ac.find_overlapping_iter(norm.codes.as_slice()) {
-            // Two bytes a character: a match at an odd offset straddles two.
-            if m.start() % 2 != 0 {
+        let Ok(start) = nfa.start_state(Anchored::No) else {
+            return Verdict::default();
+        };
+        let mut scanner = Scanner::new(alphabet, self.options.max_gap);
+        let mut sid = start;
+        // Word characters fed so far: the position in `recent`.
+        let mut fed = 0usize;
+        // The position of the last one after clause punctuation.
+        let mut last_pause = 0usize;
+        for (at, c) in text.char_indices() {
+            let (code, flags) = match scanner.step(c) {
+                Step::Skip => continue,
+                Step::Reset => {
+                    sid = start;
+                    continue;
+                }
+                Step::Word {
+                    code,
+                    flags,
+                    restart,
+                } => {
+                    if restart {
+                        sid = start;
+                    }
+                    (code, flags)
+                }
+            };
+            recent[fed & mask] = (at, flags);
+            if flags & normalize::GAP_PAUSE != 0 {
+                last_pause = fed;
+            }
+            fed += 1;
+            for byte in code.to_le_bytes().into_iter().take(WIDTH) {
+                sid = nfa.next_state(Anchored::No, sid, byte);
+            }
+            if !nfa.is_match(sid) {
                 continue;
             }
-            let (s, e) = (m.start() / 2, m.end() / 2);
-            let pid = m.pattern().as_usize();
-            let pattern = &self.patterns[pid];
-            if (pattern.latin_head && glued_before(text, norm.origin[s]))
-                || (pattern.latin_tail && glued_after(text, char_end(text, norm.origin[e - 1])))
-            {
-                continue;
-            }
-            if direct {
-                self.push_hits(&mut hits, text, &norm.origin[s..e], &norm.gaps[s..e], pid);
-                continue;
-            }
-            if pattern.allow {
-                allow.push((s, e));
-            }
-            if !pattern.deny.is_empty() {
-                found.push((s, e, pid as u32));
+            // Every digit position has its own bytes, so a match ends and
+            // starts on whole characters; since the last restart the
+            // automaton has seen at least the matched characters, all in
+            // `recent`.
+            let end = at + c.len_utf8();
+            for i in 0..nfa.match_len(sid) {
+                let pid = nfa.match_pattern(sid, i).as_usize();
+                let pattern = if pid < self.plain {
+                    let chars = self
+                        .plain_runs
+                        .iter()
+                        .find(|&&(end, _)| pid < end)
+                        .map_or(0, |&(_, chars)| chars);
+                    Pattern {
+                        first_deny: pid as u32,
+                        denies: 1,
+                        chars: chars as u32,
+                        flags: 0,
+                    }
+                } else {
+                    self.patterns[pid]
+                };
+                let first = fed - pattern.chars();
+                let begin = recent[first & mask].0;
+                if (pattern.has(Pattern::LATIN_HEAD) && glued_before(text, begin))
+                    || (pattern.has(Pattern::LATIN_TAIL) && glued_after(text, end))
+                {
+                    continue;
+                }
+                if pattern.has(Pattern::ALLOW) {
+                    allow.push((begin, end));
+                }
+                if pattern.denies == 0 {
+                    continue;
+                }
+                // Only clause punctuation inside the match can make it
+                // not a hit; most matches have none.
+                let gaps = (first + 1..fed).map(|k| recent[k & mask].1);
+                if last_pause > first && !evasion_shaped(gaps, pattern.chars()) {
+                    continue;
+                }
+                if direct {
+                    self.push_hits(&mut hits, begin, end, pattern, text.len());
+                } else {
+                    found.push((begin, end, pid as u32));
+                }
             }
         }
         if !found.is_empty() {
@@ -434,43 +610,29 @@ impl Filter {
                 if before > 0 && reach[before - 1] >= e {
                     continue;
                 }
-                self.push_hits(
-                    &mut hits,
-                    text,
-                    &norm.origin[s..e],
-                    &norm.gaps[s..e],
-                    pid as usize,
-                );
+                self.push_hits(&mut hits, s, e, self.patterns[pid as usize], text.len());
             }
         }
         Verdict { hits }
     }
 
-    /// The hits of pattern `pid`, matched on the characters that start at
-    /// `starts` in `text`, unless the match is two phrases glued together.
+    /// Records the hits of `pattern` found at `start..end` of the
+    /// original text, `total` bytes long.
     fn push_hits<'f>(
         &'f self,
         hits: &mut Vec<Hit<'f>>,
-        text: &str,
-        starts: &[usize],
-        gaps: &[u8],
-        pid: usize,
+        start: usize,
+        end: usize,
+        pattern: Pattern,
+        total: usize,
     ) {
-        let pattern = &self.patterns[pid];
-        let (Some(&start), Some(&last)) = (starts.first(), starts.last()) else {
-            return;
-        };
-        if !evasion_shaped(gaps, pattern.chars) {
-            return;
+        let first = pattern.first_deny as usize;
+        let denies = pattern.denies as usize;
+        if hits.capacity() - hits.len() < denies {
+            reserve_projected(hits, denies, end, total);
         }
-        let end = char_end(text, last);
-        for &i in &pattern.deny {
-            hits.push(Hit {
-                entry: &self.deny[i],
-                start,
-                end,
-                chars: pattern.chars,
-            });
+        for entry in &self.deny[first..first + denies] {
+            hits.push(Hit { entry, start, end });
             // Matches come ordered by their end; hits are kept in text
             // order, longer first. A word spans a few characters, so a new
             // hit moves back a few places at most: cheaper than sorting.
@@ -486,35 +648,49 @@ impl Filter {
     }
 }
 
+/// Grows `hits` by at least `more` for a text of `total` bytes read up to
+/// `done`: once a fair sample is read, to the count the density so far
+/// projects for the whole text (with an eighth to spare), so a text dense
+/// with hits is not copied again at every doubling, and a text with few
+/// gets little.
+#[cold]
+fn reserve_projected<T>(hits: &mut Vec<T>, more: usize, done: usize, total: usize) {
+    const SAMPLE: usize = 64 * 1024;
+    let needed = hits.len() + more;
+    let projected = if done >= SAMPLE {
+        let whole = needed.saturating_mul(total) / done;
+        whole.saturating_add(whole / 8)
+    } else {
+        0
+    };
+    hits.reserve(projected.max(needed * 2).max(4) - hits.len());
+}
+
 /// Whether a hit looks like a disguised word rather than two phrases
 /// glued together, from what was skipped before each of its characters
-/// (`gaps`, see [`normalize::GAP_SKIPPED`]). Deleting clause punctuation
+/// but the first (`gaps`, see [`normalize::GAP_SKIPPED`]). Deleting clause punctuation
 /// makes false words across phrase boundaries (`讨论，理论` holds `论，理`),
 /// so a hit across it counts only when the word has at least three
 /// characters and every gap inside it is filled (`稳，赚，不，赔`): the
 /// shape of deliberate insertion. Spaces, symbols, emoji and zero-width
 /// characters are skipped without this condition.
-fn evasion_shaped(gaps: &[u8], chars: usize) -> bool {
-    let inner = gaps.get(1..).unwrap_or_default();
-    if inner.iter().all(|g| g & normalize::GAP_PAUSE == 0) {
-        return true;
+fn evasion_shaped(gaps: impl Iterator<Item = u8>, chars: usize) -> bool {
+    let (mut pause, mut every_gap_filled) = (false, true);
+    for g in gaps {
+        pause |= g & normalize::GAP_PAUSE != 0;
+        every_gap_filled &= g & normalize::GAP_SKIPPED != 0;
     }
-    chars >= 3 && inner.iter().all(|g| g & normalize::GAP_SKIPPED != 0)
+    !pause || (chars >= 3 && every_gap_filled)
 }
 
-fn folded_or_err(word: &str, origin: &str) -> Result<String, FilterError> {
+fn folded_or_err(word: &str, origin: &dict::Origin) -> Result<String, FilterError> {
     match fold_word(word) {
         Some(f) if !f.is_empty() => Ok(f),
         _ => Err(FilterError::EmptyWord {
-            origin: origin.to_owned(),
+            origin: origin.to_string(),
             word: word.to_owned(),
         }),
     }
-}
-
-/// Byte offset just past the character that starts at `at`.
-fn char_end(text: &str, at: usize) -> usize {
-    at + text[at..].chars().next().map_or(0, char::len_utf8)
 }
 
 /// Whether the character right before byte `start` of the original is a
@@ -534,4 +710,32 @@ fn glued_after(text: &str, end: usize) -> bool {
         .chars()
         .next()
         .is_some_and(|c| is_latin_alnum(fold(c).0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserve_projected;
+
+    #[test]
+    fn hit_space_is_projected_from_the_density_so_far_once_a_sample_is_read() {
+        // Before 64 KiB are read: doubling, at least 4.
+        let mut hits: Vec<u8> = Vec::new();
+        reserve_projected(&mut hits, 1, 100, 10_000_000);
+        assert!((4..64).contains(&hits.capacity()), "{}", hits.capacity());
+        // 1,000 hits in the first 100,000 bytes of 10 MB: room for about
+        // 100,000 more, and an eighth to spare.
+        let mut hits: Vec<u8> = vec![0; 1_000];
+        hits.shrink_to_fit();
+        reserve_projected(&mut hits, 1, 100_000, 10_000_000);
+        assert!(
+            (100_000..=120_000).contains(&hits.capacity()),
+            "{}",
+            hits.capacity()
+        );
+        // A sparse text gets little.
+        let mut hits: Vec<u8> = vec![0; 2];
+        hits.shrink_to_fit();
+        reserve_projected(&mut hits, 1, 5_000_000, 10_000_000);
+        assert!(hits.capacity() < 16, "{}", hits.capacity());
+    }
 }

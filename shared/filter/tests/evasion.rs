@@ -262,6 +262,88 @@ fn a_large_dictionary_builds() {
     assert!(f.check("丁丁词2010").hits.is_empty(), "whole-word digits");
 }
 
+#[test]
+fn a_word_in_several_categories_is_reported_once_per_category_among_plain_words() {
+    // Plain one-category words of several lengths around a word in two
+    // categories and a Latin word, with and without an allow-list: each
+    // kind of word is looked up its own way, and the hits must not mix
+    // them up.
+    let deny = "赌博\tgambling\tblock\n网络赌博平台\tgambling\n赌博\tads\tflag\n\
+                代开发票\tfraud\tmask\nvx\tads\tflag\n洗钱\tfraud\n";
+    let text = "网络赌博平台可以代开发票，加vx，洗钱机不是洗钱";
+    let both = [
+        ("网络赌博平台", "gambling", Action::Block, "网络赌博平台"),
+        ("赌博", "gambling", Action::Block, "赌博"),
+        ("赌博", "ads", Action::Flag, "赌博"),
+        ("代开发票", "fraud", Action::Mask, "代开发票"),
+        ("vx", "ads", Action::Flag, "vx"),
+    ];
+    for allow in ["", "洗钱机\n"] {
+        let mut dict = Dictionary::new();
+        dict.add_deny("deny.tsv", deny).expect("parse");
+        dict.add_allow("allow.txt", allow).expect("parse");
+        let f = dict.build().expect("build");
+        let verdict = f.check(text);
+        let found: Vec<(&str, &str, Action, &str)> = verdict
+            .hits
+            .iter()
+            .map(|h| {
+                (
+                    h.entry.word.as_str(),
+                    h.entry.category.as_str(),
+                    h.entry.action,
+                    &text[h.start..h.end],
+                )
+            })
+            .collect();
+        let mut expected = both.to_vec();
+        if allow.is_empty() {
+            expected.push(("洗钱", "fraud", Action::Block, "洗钱"));
+        }
+        expected.push(("洗钱", "fraud", Action::Block, "洗钱"));
+        assert_eq!(found, expected, "allow-list {allow:?}");
+    }
+}
+
+#[test]
+fn dictionaries_of_every_alphabet_size_find_their_words() {
+    // 100, 5,000 and 20,000 distinct characters: codes of one, two and
+    // three bytes a character.
+    for distinct in [100u32, 5_000, 20_000] {
+        let chars: Vec<char> = (0x4E00u32..)
+            .filter_map(char::from_u32)
+            .take(distinct as usize)
+            .collect();
+        let mut deny = String::new();
+        for pair in chars.chunks(2) {
+            let word: String = pair.iter().collect();
+            if word.chars().count() == 2 {
+                deny.push_str(&format!("{word}\tbulk\n"));
+            }
+        }
+        let mut dict = Dictionary::new();
+        dict.add_deny("bulk.tsv", &deny).expect("parse");
+        let f = dict.build().expect("build");
+        let last = chars.len() - 2;
+        let (a, b) = (chars[last], chars[last + 1]);
+        let text = format!("前{a} {b}后");
+        let verdict = f.check(&text);
+        assert_eq!(verdict.hits.len(), 1, "{distinct} characters");
+        assert_eq!(
+            &text[verdict.hits[0].start..verdict.hits[0].end],
+            format!("{a} {b}")
+        );
+        assert!(
+            f.check(&format!("{a}{}{b}", chars[0])).hits.is_empty(),
+            "a dictionary character between them breaks the word ({distinct})"
+        );
+        assert!(
+            f.check(&format!("{b}{a}")).hits.is_empty(),
+            "the reverse is not the word ({distinct})"
+        );
+    }
+}
+
 /// Characters the filter skips between any two characters of a word.
 fn skippable() -> impl Strategy<Value = String> {
     prop::collection::vec(
