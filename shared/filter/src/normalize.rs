@@ -127,8 +127,7 @@ pub(crate) struct Alphabet {
     /// Folded character → packed code (first byte lowest).
     codes: HashMap<char, u32>,
     width: u8,
-    /// For each BMP code point: class at [`CLASS_SHIFT`], packed code
-    /// below (0 when the character is in no word).
+    /// For each BMP code point, its [`entry`](Self::entry).
     bmp: Box<[u32]>,
 }
 
@@ -172,14 +171,16 @@ impl Alphabet {
         }
         let bmp = bmp()
             .iter()
-            .map(|&entry| {
+            .zip(0u32..)
+            .map(|(&entry, cp)| {
                 let class = entry >> CLASS_SHIFT;
                 let folded = (entry & CP_MASK) as usize;
                 let code = match (class, dense.get(folded)) {
                     (0, Some(&code)) => code,
                     _ => 0,
                 };
-                (class << CLASS_SHIFT) | code
+                let pause = char::from_u32(cp).is_some_and(is_pause);
+                (class << CLASS_SHIFT) | code | if pause { PAUSE_BIT } else { 0 }
             })
             .collect();
         Self {
@@ -207,19 +208,32 @@ impl Alphabet {
             .collect()
     }
 
+    /// What the scanner needs of `c`: its class at [`CLASS_SHIFT`] (0 for
+    /// a word character), [`PAUSE_BIT`] for clause punctuation, and the
+    /// packed code of its fold in the low 24 bits (0 when in no word).
+    /// So 0 is a word character of no dictionary word, and anything below
+    /// `1 << CLASS_SHIFT` else is a dictionary character's code.
     #[inline(always)]
-    fn lookup(&self, c: char) -> (u32, Class) {
+    fn entry(&self, c: char) -> u32 {
         let cp = c as u32;
         if cp < 0x1_0000 {
-            let entry = self.bmp[cp as usize];
-            return (entry & 0xFF_FFFF, Class::from_bits(entry >> CLASS_SHIFT));
+            return self.bmp[cp as usize];
         }
         let (folded, class) = fold(c);
         let code = match class {
             Class::Word => self.codes.get(&folded).copied().unwrap_or(0),
             _ => 0,
         };
-        (code, class)
+        ((class as u32) << CLASS_SHIFT) | code
+    }
+
+    #[cfg(test)]
+    fn lookup(&self, c: char) -> (u32, Class) {
+        let entry = self.entry(c);
+        (
+            entry & 0xFF_FFFF,
+            Class::from_bits((entry >> CLASS_SHIFT) & 3),
+        )
     }
 }
 
@@ -227,6 +241,11 @@ impl Alphabet {
 pub(crate) const GAP_SKIPPED: u8 = 1;
 /// In a [`Step::Word`]'s flags: clause punctuation was skipped before it.
 pub(crate) const GAP_PAUSE: u8 = 2;
+/// In the scanner only: a line break was passed since the last word
+/// character.
+const GAP_BREAK: u8 = 4;
+/// In an [`Alphabet`] entry: the character is clause punctuation.
+const PAUSE_BIT: u32 = 1 << 26;
 
 /// Clause punctuation: what ends a phrase in ordinary writing.
 pub(crate) fn is_pause(c: char) -> bool {
@@ -294,8 +313,9 @@ pub(crate) struct Scanner<'a> {
     max_gap: usize,
     /// Skipped characters counted since the last word character.
     gap: usize,
+    /// [`GAP_SKIPPED`], [`GAP_PAUSE`] and [`GAP_BREAK`] since the last
+    /// word character: 0 when it was the character just before.
     flags: u8,
-    pending_break: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -305,49 +325,50 @@ impl<'a> Scanner<'a> {
             max_gap,
             gap: 0,
             flags: 0,
-            pending_break: false,
         }
     }
 
     // Called once per character of every text checked: always inlined
-    // into the search loop.
+    // into the search loop, with the common case (a word character right
+    // after another) first.
     #[inline(always)]
     pub(crate) fn step(&mut self, c: char) -> Step {
-        let (code, class) = self.alphabet.lookup(c);
-        match class {
-            Class::Word => {
-                let restart = self.pending_break || self.gap > self.max_gap;
-                let flags = self.flags;
-                self.pending_break = false;
+        let entry = self.alphabet.entry(c);
+        if entry < 1 << CLASS_SHIFT {
+            // A word character.
+            let (flags, restart) = if self.flags == 0 {
+                (0, false)
+            } else {
+                let restart = self.flags & GAP_BREAK != 0 || self.gap > self.max_gap;
+                let flags = self.flags & (GAP_SKIPPED | GAP_PAUSE);
                 self.gap = 0;
                 self.flags = 0;
-                if code == 0 {
-                    Step::Reset
-                } else {
-                    Step::Word {
-                        code,
-                        flags,
-                        restart,
-                    }
+                (flags, restart)
+            };
+            return if entry == 0 {
+                Step::Reset
+            } else {
+                Step::Word {
+                    code: entry,
+                    flags,
+                    restart,
                 }
-            }
+            };
+        }
+        match Class::from_bits((entry >> CLASS_SHIFT) & 3) {
             Class::Skip => {
                 self.gap += 1;
                 self.flags |= GAP_SKIPPED;
-                if is_pause(c) {
+                if entry & PAUSE_BIT != 0 {
                     self.flags |= GAP_PAUSE;
                 }
-                Step::Skip
             }
-            Class::Invisible => {
-                self.flags |= GAP_SKIPPED;
-                Step::Skip
-            }
-            Class::Break => {
-                self.pending_break = true;
-                Step::Skip
-            }
+            Class::Invisible => self.flags |= GAP_SKIPPED,
+            Class::Break => self.flags |= GAP_BREAK,
+            // Word entries are all below `1 << CLASS_SHIFT`.
+            Class::Word => {}
         }
+        Step::Skip
     }
 }
 
