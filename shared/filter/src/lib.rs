@@ -48,7 +48,11 @@ mod tables;
 
 use std::collections::HashMap;
 
-use aho_corasick::{Anchored, MatchKind, automaton::Automaton, nfa::contiguous};
+use aho_corasick::{
+    Anchored, MatchKind,
+    automaton::{Automaton, StateID},
+    nfa::contiguous,
+};
 use serde::Serialize;
 
 pub use dict::{Action, BUILTIN_ALLOW, BUILTIN_DENY, DenyEntry, Dictionary};
@@ -115,6 +119,15 @@ impl Default for Options {
     }
 }
 
+/// The automaton over the coded words, their alphabet, and where an
+/// unanchored search starts.
+#[derive(Debug, Clone)]
+struct Matcher {
+    nfa: contiguous::NFA,
+    alphabet: Alphabet,
+    start: StateID,
+}
+
 /// One folded word of the automaton while the filter is built.
 #[derive(Debug)]
 struct Draft<'d> {
@@ -156,9 +169,8 @@ impl Pattern {
 /// A built, immutable filter. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    /// The automaton over the coded words, and their alphabet; `None`
-    /// for an empty dictionary.
-    matcher: Option<(contiguous::NFA, Alphabet)>,
+    /// `None` for an empty dictionary.
+    matcher: Option<Matcher>,
     has_allow: bool,
     /// The most characters in one word.
     longest: usize,
@@ -429,13 +441,20 @@ impl Filter {
                 // character (aho-corasick counts depth from 0 at the first
                 // byte), sparse below: with tens of thousands of words,
                 // deeper dense states cost more in cache misses than they
-                // save (measured on the 50,000-word benchmark: one
-                // character dense ran 10% faster than none, and 20% faster
-                // than one and a half).
+                // save (measured on the 50,000-word benchmark with two-byte
+                // codes: one character dense ran 10% faster than half a
+                // character, and 20% faster than one and a half).
                 .dense_depth(alphabet.width())
                 .build(&coded)
                 .map_err(|e| FilterError::Build(e.to_string()))?;
-            Some((nfa, alphabet))
+            let start = nfa
+                .start_state(Anchored::No)
+                .map_err(|e| FilterError::Build(e.to_string()))?;
+            Some(Matcher {
+                nfa,
+                alphabet,
+                start,
+            })
         };
         Ok(Self {
             matcher,
@@ -475,25 +494,30 @@ impl Filter {
 
     /// [`check`](Self::check) with reusable buffers.
     pub fn check_with(&self, text: &str, scratch: &mut Scratch) -> Verdict<'_> {
-        let Some((nfa, alphabet)) = &self.matcher else {
+        let Some(matcher) = &self.matcher else {
             return Verdict::default();
         };
         // One copy of the loop per code width, so that feeding a character
-        // and measuring a match are unrolled and divide by a constant.
-        match alphabet.width() {
-            1 => self.search::<1>(nfa, alphabet, text, scratch),
-            2 => self.search::<2>(nfa, alphabet, text, scratch),
-            _ => self.search::<3>(nfa, alphabet, text, scratch),
+        // to the automaton is unrolled.
+        match matcher.alphabet.width() {
+            1 => self.search::<1>(matcher, text, scratch),
+            2 => self.search::<2>(matcher, text, scratch),
+            _ => self.search::<3>(matcher, text, scratch),
         }
     }
 
     fn search<const WIDTH: usize>(
         &self,
-        nfa: &contiguous::NFA,
-        alphabet: &Alphabet,
+        matcher: &Matcher,
         text: &str,
         scratch: &mut Scratch,
     ) -> Verdict<'_> {
+        let Matcher {
+            nfa,
+            alphabet,
+            start,
+        } = matcher;
+        let start = *start;
         let Scratch {
             recent,
             allow,
@@ -510,9 +534,6 @@ impl Filter {
         // Without allowed words every deny match is final at once; with
         // them, allowed spans must all be known first.
         let direct = !self.has_allow;
-        let Ok(start) = nfa.start_state(Anchored::No) else {
-            return Verdict::default();
-        };
         let mut scanner = Scanner::new(alphabet, self.options.max_gap);
         let mut sid = start;
         // Word characters fed so far: the position in `recent`.
@@ -555,6 +576,8 @@ impl Filter {
             let end = at + c.len_utf8();
             for i in 0..nfa.match_len(sid) {
                 let pid = nfa.match_pattern(sid, i).as_usize();
+                // A plain word's pattern is not read from memory: its deny
+                // entry sits at its id, its length in `plain_runs`.
                 let pattern = if pid < self.plain {
                     let chars = self
                         .plain_runs
