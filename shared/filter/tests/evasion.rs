@@ -128,6 +128,15 @@ fn real_characters_between_a_words_characters_break_it() {
 }
 
 #[test]
+fn a_character_of_no_word_before_clause_punctuation_still_breaks_a_word() {
+    let f = filter();
+    assert_eq!(words(&f, "稳，赚，不，赔"), ["稳赚不赔"]);
+    assert!(words(&f, "稳好，赚，不，赔").is_empty());
+    assert!(words(&f, "稳x，赚，不，赔").is_empty());
+    assert!(words(&f, "稳\n，赚，不，赔").is_empty());
+}
+
+#[test]
 fn allowed_words_hide_the_deny_words_inside_them() {
     let f = filter();
     let table: &[(&str, &[&str])] = &[
@@ -471,5 +480,136 @@ proptest! {
         let f = filter();
         let verdict = f.check(&text);
         let _ = verdict.report(&text);
+    }
+}
+
+/// Words of the reference dictionary: they share characters, nest and
+/// overlap, so a text of their characters holds many candidate matches.
+const REFERENCE_WORDS: [&str; 8] = [
+    "稳赚",
+    "稳赚不赔",
+    "赚不",
+    "不赔",
+    "赔钱",
+    "赌博",
+    "博彩",
+    "赌博网站",
+];
+
+/// Every hit the rules allow in `text` (made of the reference alphabet),
+/// found the slow way: for each word and each start, walk the text.
+/// Between two characters of a word only skippable characters may stand
+/// (space, `*`, `，`, `。`, counted, at most three; a zero-width space,
+/// free), never a line break or a word character; and a word across
+/// clause punctuation counts only with three or more characters and every
+/// gap filled.
+fn reference_hits(text: &str) -> Vec<(String, usize, usize)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut out = Vec::new();
+    for word in REFERENCE_WORDS {
+        let wanted: Vec<char> = word.chars().collect();
+        for first in 0..chars.len() {
+            if chars[first].1 != wanted[0] {
+                continue;
+            }
+            let (mut at, mut pause, mut all_filled) = (first, false, true);
+            let mut ok = true;
+            for &next in &wanted[1..] {
+                let (mut counted, mut skipped) = (0, 0);
+                let mut j = at + 1;
+                loop {
+                    let Some(&(_, c)) = chars.get(j) else {
+                        ok = false;
+                        break;
+                    };
+                    match c {
+                        ' ' | '*' => counted += 1,
+                        '，' | '。' => {
+                            counted += 1;
+                            pause = true;
+                        }
+                        '\u{200b}' => {}
+                        _ => break,
+                    }
+                    skipped += 1;
+                    j += 1;
+                }
+                if !ok || counted > 3 || chars[j].1 != next {
+                    ok = false;
+                    break;
+                }
+                all_filled &= skipped > 0;
+                at = j;
+            }
+            if ok && (!pause || (wanted.len() >= 3 && all_filled)) {
+                let end = chars[at].0 + chars[at].1.len_utf8();
+                out.push((word.to_owned(), chars[first].0, end));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A piece of a reference text: a reference word with noise between its
+/// characters, or one character of any kind.
+fn reference_piece() -> impl Strategy<Value = String> {
+    let noise = prop::sample::select(vec![
+        "",
+        "",
+        " ",
+        "*",
+        "，",
+        "。",
+        "\u{200b}",
+        " 。",
+        "，，",
+        "   ",
+        "* *。",
+        "\u{200b}\u{200b}  \u{200b}",
+        "\n",
+        "好",
+    ]);
+    let word = (
+        prop::sample::select(REFERENCE_WORDS.to_vec()),
+        prop::collection::vec(noise, 3),
+    )
+        .prop_map(|(word, gaps)| {
+            let mut out = String::new();
+            for (i, c) in word.chars().enumerate() {
+                if i > 0 {
+                    out.push_str(gaps[i - 1]);
+                }
+                out.push(c);
+            }
+            out
+        });
+    let single = prop::sample::select(vec![
+        "稳", "赚", "不", "赔", "钱", "赌", "博", "彩", "网", "站", " ", "*", "，", "。",
+        "\u{200b}", "\n", "好",
+    ])
+    .prop_map(str::to_owned);
+    prop_oneof![word, single]
+}
+
+proptest! {
+    #[test]
+    fn every_hit_the_rules_allow_is_found_and_nothing_else(
+        parts in prop::collection::vec(reference_piece(), 0..16),
+    ) {
+        let text: String = parts.concat();
+        let mut dict = Dictionary::new();
+        for word in REFERENCE_WORDS {
+            dict.deny(word, "test", None);
+        }
+        let f = dict.build().expect("build");
+        let mut found: Vec<(String, usize, usize)> = f
+            .check(&text)
+            .hits
+            .iter()
+            .map(|h| (h.entry.word.clone(), h.start, h.end))
+            .collect();
+        found.sort();
+        prop_assert_eq!(found, reference_hits(&text), "{:?}", text);
     }
 }
