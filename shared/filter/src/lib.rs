@@ -20,7 +20,11 @@
 //! Matching runs an [`aho_corasick`] automaton over the text as it is
 //! folded, one character to one character, in a single pass without a
 //! copy, so each hit is reported as the exact byte range of the original
-//! text, skipped characters inside it included.
+//! text, skipped characters inside it included. The pass restarts at
+//! clause punctuation (`，`, `。`, …); the few stretches where a word could
+//! run across it (`稳，赚，不，赔`) are scanned again on their own. Long
+//! texts are scanned with a memo of whole-character steps of the
+//! automaton, which finds the same hits sooner.
 //!
 //! ```
 //! use wca_filter::{Action, Dictionary};
@@ -41,6 +45,7 @@
 //! # Ok::<(), wca_filter::FilterError>(())
 //! ```
 
+mod cache;
 mod dict;
 mod normalize;
 mod reload;
@@ -126,6 +131,8 @@ struct Matcher {
     nfa: contiguous::NFA,
     alphabet: Alphabet,
     start: StateID,
+    /// Whether long texts may be scanned with a [`cache::TransitionCache`].
+    cacheable: bool,
 }
 
 /// One folded word of the automaton while the filter is built.
@@ -312,11 +319,15 @@ pub struct ReportHit {
 /// text in hot loops.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// Start offset and gap flags of the last characters fed, by position
-    /// modulo its length (a power of two at least the longest word).
-    recent: Vec<(usize, u8)>,
+    /// Where the last word characters fed start, by position modulo its
+    /// length (a power of two at least the longest word).
+    recent: Vec<usize>,
+    /// The same for the rescan of a filled run (allocated when one is).
+    again: Vec<usize>,
     allow: Vec<(usize, usize)>,
     found: Vec<(usize, usize, u32)>,
+    /// Slots of the [`cache::TransitionCache`] for long texts.
+    steps: Vec<u64>,
 }
 
 impl Filter {
@@ -451,6 +462,7 @@ impl Filter {
                 .start_state(Anchored::No)
                 .map_err(|e| FilterError::Build(e.to_string()))?;
             Some(Matcher {
+                cacheable: alphabet.width() == 2 && cache::fits(&nfa),
                 nfa,
                 alphabet,
                 start,
@@ -500,32 +512,40 @@ impl Filter {
         // One copy of the loop per code width, so that feeding a character
         // to the automaton is unrolled.
         match matcher.alphabet.width() {
-            1 => self.search::<1>(matcher, text, scratch),
-            2 => self.search::<2>(matcher, text, scratch),
-            _ => self.search::<3>(matcher, text, scratch),
+            1 => self.search::<1, false>(matcher, text, scratch),
+            2 if matcher.cacheable && text.len() >= cache::FROM_BYTES => {
+                self.search::<2, true>(matcher, text, scratch)
+            }
+            2 => self.search::<2, false>(matcher, text, scratch),
+            _ => self.search::<3, false>(matcher, text, scratch),
         }
     }
 
-    fn search<const WIDTH: usize>(
-        &self,
+    /// `CACHED`: with a [`cache::TransitionCache`] (two-byte codes only).
+    fn search<'f, const WIDTH: usize, const CACHED: bool>(
+        &'f self,
         matcher: &Matcher,
         text: &str,
         scratch: &mut Scratch,
-    ) -> Verdict<'_> {
+    ) -> Verdict<'f> {
         let Matcher {
             nfa,
             alphabet,
             start,
+            ..
         } = matcher;
         let start = *start;
         let Scratch {
             recent,
+            again,
             allow,
             found,
+            steps,
         } = scratch;
+        let mut cache = CACHED.then(|| cache::TransitionCache::prepare(steps, text.len()));
         let size = self.longest.next_power_of_two();
         if recent.len() < size {
-            recent.resize(size, (0, 0));
+            recent.resize(size, 0);
         }
         let mask = recent.len() - 1;
         allow.clear();
@@ -538,13 +558,29 @@ impl Filter {
         let mut sid = start;
         // Word characters fed so far: the position in `recent`.
         let mut fed = 0usize;
-        // The position of the last one after clause punctuation.
-        let mut last_pause = 0usize;
+        // No word joins a character fed before this position to one fed
+        // at or after it: a letter or ideograph of no word came between.
+        let mut barrier = 0usize;
+        let mut run = Run::NONE;
+        // A filled run that has ended is rescanned if a word across
+        // clause punctuation may lie in it.
+        let mut finish_run = |run: Run, hits: &mut Vec<Hit<'f>>, allow: &mut _, found: &mut _| {
+            if run.may_cross_a_pause() {
+                let sink = &mut Sink {
+                    direct,
+                    hits,
+                    allow,
+                    found,
+                };
+                self.rescan::<WIDTH>(matcher, text, run, again, sink);
+            }
+        };
         for (at, c) in text.char_indices() {
-            let (code, flags) = match scanner.step(c) {
+            let code = match scanner.step(c) {
                 Step::Skip => continue,
                 Step::Reset => {
                     sid = start;
+                    barrier = fed;
                     continue;
                 }
                 Step::Word {
@@ -552,19 +588,39 @@ impl Filter {
                     flags,
                     restart,
                 } => {
-                    if restart {
-                        sid = start;
+                    // Only after a gap: a character right after another
+                    // neither extends a filled run nor starts one.
+                    if flags != 0 || restart {
+                        if !restart && flags & normalize::GAP_SKIPPED != 0 && fed > barrier {
+                            if run.last.wrapping_add(1) != fed {
+                                finish_run(run, &mut hits, allow, found);
+                                run = Run::new(fed - 1, recent[(fed - 1) & mask]);
+                            }
+                            run.last = fed;
+                            run.end = at + c.len_utf8();
+                            run.pause |= flags & normalize::GAP_PAUSE != 0;
+                        }
+                        // Matches across clause punctuation are left to
+                        // the run's rescan, so no fallback through the
+                        // automaton's failure links is paid here.
+                        if restart || flags & normalize::GAP_PAUSE != 0 {
+                            sid = start;
+                        }
                     }
-                    (code, flags)
+                    code
                 }
             };
-            recent[fed & mask] = (at, flags);
-            if flags & normalize::GAP_PAUSE != 0 {
-                last_pause = fed;
-            }
+            recent[fed & mask] = at;
             fed += 1;
-            for byte in code.to_le_bytes().into_iter().take(WIDTH) {
-                sid = nfa.next_state(Anchored::No, sid, byte);
+            sid = match &mut cache {
+                Some(cache) if CACHED => cache.feed(nfa, sid, code),
+                _ => feed::<WIDTH>(nfa, sid, code),
+            };
+            if CACHED
+                && fed.is_multiple_of(cache::WINDOW)
+                && cache.as_mut().is_some_and(|cache| !cache.pays())
+            {
+                cache = None;
             }
             if !nfa.is_match(sid) {
                 continue;
@@ -574,53 +630,21 @@ impl Filter {
             // automaton has seen at least the matched characters, all in
             // `recent`.
             let end = at + c.len_utf8();
+            let sink = &mut Sink {
+                direct,
+                hits: &mut hits,
+                allow,
+                found,
+            };
             for i in 0..nfa.match_len(sid) {
                 let pid = nfa.match_pattern(sid, i).as_usize();
-                // A plain word's pattern is not read from memory: its deny
-                // entry sits at its id, its length in `plain_runs`.
-                let pattern = if pid < self.plain {
-                    let chars = self
-                        .plain_runs
-                        .iter()
-                        .find(|&&(end, _)| pid < end)
-                        .map_or(0, |&(_, chars)| chars);
-                    Pattern {
-                        first_deny: pid as u32,
-                        denies: 1,
-                        chars: chars as u32,
-                        flags: 0,
-                    }
-                } else {
-                    self.patterns[pid]
-                };
-                let first = fed - pattern.chars();
-                let begin = recent[first & mask].0;
-                if (pattern.has(Pattern::LATIN_HEAD) && glued_before(text, begin))
-                    || (pattern.has(Pattern::LATIN_TAIL) && glued_after(text, end))
-                {
-                    continue;
-                }
-                if pattern.has(Pattern::ALLOW) {
-                    allow.push((begin, end));
-                }
-                if pattern.denies == 0 {
-                    continue;
-                }
-                // Only clause punctuation inside the match can make it
-                // not a hit; most matches have none.
-                let gaps = (first + 1..fed).map(|k| recent[k & mask].1);
-                if last_pause > first && !evasion_shaped(gaps, pattern.chars()) {
-                    continue;
-                }
-                if direct {
-                    self.push_hits(&mut hits, begin, end, pattern, text.len());
-                } else {
-                    found.push((begin, end, pid as u32));
-                }
+                self.matched(pid, fed, end, recent, text, None, sink);
             }
         }
+        finish_run(run, &mut hits, allow, found);
         if !found.is_empty() {
             // A deny hit wholly inside an allowed word's span is not a hit.
+            found.sort_by_key(|&(s, e, _)| (s, std::cmp::Reverse(e)));
             allow.sort_unstable();
             let mut reach = Vec::with_capacity(allow.len());
             let mut furthest = 0;
@@ -637,6 +661,147 @@ impl Filter {
             }
         }
         Verdict { hits }
+    }
+
+    /// Pattern `pid`. A plain word's is not read from memory: its deny
+    /// entry sits at its id, its length in `plain_runs`.
+    #[inline(always)]
+    fn pattern(&self, pid: usize) -> Pattern {
+        if pid < self.plain {
+            let chars = self
+                .plain_runs
+                .iter()
+                .find(|&&(end, _)| pid < end)
+                .map_or(0, |&(_, chars)| chars);
+            Pattern {
+                first_deny: pid as u32,
+                denies: 1,
+                chars: chars as u32,
+                flags: 0,
+            }
+        } else {
+            self.patterns[pid]
+        }
+    }
+
+    /// Handles a match of pattern `pid` ending with the `fed`-th word
+    /// character, at byte `end`; `recent` holds where the last word
+    /// characters start. With `last_pause` (the position of the last word
+    /// character after clause punctuation), only a match across that
+    /// punctuation counts, and only if it looks like a disguised word.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn matched<'f>(
+        &'f self,
+        pid: usize,
+        fed: usize,
+        end: usize,
+        recent: &[usize],
+        text: &str,
+        last_pause: Option<usize>,
+        sink: &mut Sink<'_, 'f>,
+    ) {
+        let pattern = self.pattern(pid);
+        let first = fed - pattern.chars();
+        if let Some(pause) = last_pause
+            && (pause <= first || pattern.chars() < 3)
+        {
+            return;
+        }
+        let begin = recent[first & (recent.len() - 1)];
+        if (pattern.has(Pattern::LATIN_HEAD) && glued_before(text, begin))
+            || (pattern.has(Pattern::LATIN_TAIL) && glued_after(text, end))
+        {
+            return;
+        }
+        if pattern.has(Pattern::ALLOW) {
+            sink.allow.push((begin, end));
+        }
+        if pattern.denies == 0 {
+            return;
+        }
+        if sink.direct {
+            self.push_hits(sink.hits, begin, end, pattern, text.len());
+        } else {
+            sink.found.push((begin, end, pid as u32));
+        }
+    }
+
+    /// Finds the words across clause punctuation in a finished filled
+    /// `run`, which the main pass restarts at. Deleting clause punctuation
+    /// makes false words across phrase boundaries (`讨论，理论` holds
+    /// `论，理`), so such a word counts only when it has at least three
+    /// characters and every gap inside it is filled (`稳，赚，不，赔`): the
+    /// shape of deliberate insertion. Inside a run every gap is filled; a
+    /// run is rescanned only if it holds clause punctuation and three
+    /// characters, which clean text seldom has.
+    #[cold]
+    #[inline(never)]
+    fn rescan<'f, const WIDTH: usize>(
+        &'f self,
+        matcher: &Matcher,
+        text: &str,
+        run: Run,
+        ring: &mut Vec<usize>,
+        out: &mut Sink<'_, 'f>,
+    ) {
+        if ring.len() < self.longest.next_power_of_two() {
+            ring.resize(self.longest.next_power_of_two(), 0);
+        }
+        let Matcher {
+            nfa,
+            alphabet,
+            start,
+            ..
+        } = matcher;
+        let mask = ring.len() - 1;
+        // Hits found here start before some already found: they are
+        // gathered apart and merged in at the end.
+        let mut late = Vec::new();
+        let sink = &mut Sink {
+            direct: out.direct,
+            hits: &mut late,
+            allow: &mut *out.allow,
+            found: &mut *out.found,
+        };
+        let mut scanner = Scanner::new(alphabet, self.options.max_gap);
+        let (mut sid, mut fed, mut last_pause) = (*start, 0usize, 0usize);
+        for (offset, c) in text[run.start..run.end].char_indices() {
+            let at = run.start + offset;
+            let code = match scanner.step(c) {
+                Step::Skip => continue,
+                // Neither happens inside a run; restarting keeps a match
+                // from running through one all the same.
+                Step::Reset => {
+                    sid = *start;
+                    continue;
+                }
+                Step::Word {
+                    code,
+                    flags,
+                    restart,
+                } => {
+                    if restart {
+                        sid = *start;
+                    }
+                    if flags & normalize::GAP_PAUSE != 0 {
+                        last_pause = fed;
+                    }
+                    code
+                }
+            };
+            ring[fed & mask] = at;
+            fed += 1;
+            sid = feed::<WIDTH>(nfa, sid, code);
+            if nfa.is_match(sid) {
+                let end = at + c.len_utf8();
+                for i in 0..nfa.match_len(sid) {
+                    let pid = nfa.match_pattern(sid, i).as_usize();
+                    self.matched(pid, fed, end, ring, text, Some(last_pause), sink);
+                }
+            }
+        }
+        merge_late(out.hits, &mut late, run.start);
     }
 
     /// Records the hits of `pattern` found at `start..end` of the
@@ -689,21 +854,79 @@ fn reserve_projected<T>(hits: &mut Vec<T>, more: usize, done: usize, total: usiz
     hits.reserve(projected.max(needed * 2).max(4) - hits.len());
 }
 
-/// Whether a hit looks like a disguised word rather than two phrases
-/// glued together, from what was skipped before each of its characters
-/// but the first (`gaps`, see [`normalize::GAP_SKIPPED`]). Deleting clause punctuation
-/// makes false words across phrase boundaries (`讨论，理论` holds `论，理`),
-/// so a hit across it counts only when the word has at least three
-/// characters and every gap inside it is filled (`稳，赚，不，赔`): the
-/// shape of deliberate insertion. Spaces, symbols, emoji and zero-width
-/// characters are skipped without this condition.
-fn evasion_shaped(gaps: impl Iterator<Item = u8>, chars: usize) -> bool {
-    let (mut pause, mut every_gap_filled) = (false, true);
-    for g in gaps {
-        pause |= g & normalize::GAP_PAUSE != 0;
-        every_gap_filled &= g & normalize::GAP_SKIPPED != 0;
+/// Feeds one character's code to the automaton, a byte per digit.
+#[inline(always)]
+fn feed<const WIDTH: usize>(nfa: &contiguous::NFA, mut sid: StateID, code: u32) -> StateID {
+    for byte in code.to_le_bytes().into_iter().take(WIDTH) {
+        sid = nfa.next_state(Anchored::No, sid, byte);
     }
-    !pause || (chars >= 3 && every_gap_filled)
+    sid
+}
+
+/// Moves the hits of a rescanned run starting at byte `from` into
+/// `hits`, in text order. Only hits starting at `from` or later can
+/// follow them, and runs are rescanned in text order, so the stretches
+/// sorted here do not overlap (but for one-character words at a run's
+/// first character): a text of n hits costs O(n log n) at worst.
+fn merge_late<'f>(hits: &mut Vec<Hit<'f>>, late: &mut Vec<Hit<'f>>, from: usize) {
+    if late.is_empty() {
+        return;
+    }
+    let tail = hits.partition_point(|h| h.start < from);
+    hits.append(late);
+    hits[tail..].sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+}
+
+/// Where the matches of one pass go.
+struct Sink<'s, 'f> {
+    /// Without allowed words a deny match is a hit at once.
+    direct: bool,
+    hits: &'s mut Vec<Hit<'f>>,
+    /// Spans of allowed words.
+    allow: &'s mut Vec<(usize, usize)>,
+    /// Deny matches waiting for the allowed spans: start, end, pattern.
+    found: &'s mut Vec<(usize, usize, u32)>,
+}
+
+/// A filled run: word characters with something skipped in every gap
+/// between them, the only place a word across clause punctuation counts.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Positions of its first and last word characters.
+    first: usize,
+    last: usize,
+    /// Its byte range in the text.
+    start: usize,
+    end: usize,
+    /// Whether some gap in it holds clause punctuation.
+    pause: bool,
+}
+
+impl Run {
+    const NONE: Self = Self {
+        first: usize::MAX,
+        last: usize::MAX,
+        start: 0,
+        end: 0,
+        pause: false,
+    };
+
+    /// Whether a word across clause punctuation may lie in it: it holds
+    /// some, and three characters.
+    #[inline(always)]
+    fn may_cross_a_pause(&self) -> bool {
+        self.pause && self.last - self.first >= 2
+    }
+
+    fn new(first: usize, start: usize) -> Self {
+        Self {
+            first,
+            last: first,
+            start,
+            end: start,
+            pause: false,
+        }
+    }
 }
 
 fn folded_or_err(word: &str, origin: &dict::Origin) -> Result<String, FilterError> {

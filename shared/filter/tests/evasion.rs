@@ -145,6 +145,10 @@ fn allowed_words_hide_the_deny_words_inside_them() {
         ("滚筒洗衣机", &[]),
         ("滚 筒 洗 衣 机", &[]),
         ("滚动播放", &[]),
+        // Across clause punctuation an allowed word follows the rule deny
+        // words do: only the shape of insertion makes it the word.
+        ("滚，筒，洗，衣，机", &[]),
+        ("滚，筒洗衣机", &["滚"]),
         // Outside the allowed word, the deny word still hits.
         ("刷单刷单词", &["刷单"]),
         ("滚，滚筒洗衣机坏了", &["滚"]),
@@ -485,28 +489,34 @@ proptest! {
 
 /// Words of the reference dictionary: they share characters, nest and
 /// overlap, so a text of their characters holds many candidate matches.
-const REFERENCE_WORDS: [&str; 8] = [
+const REFERENCE_WORDS: [&str; 9] = [
     "稳赚",
     "稳赚不赔",
     "赚不",
     "不赔",
     "赔钱",
+    "不赔钱",
     "赌博",
     "博彩",
     "赌博网站",
 ];
 
-/// Every hit the rules allow in `text` (made of the reference alphabet),
-/// found the slow way: for each word and each start, walk the text.
+/// Allowed words of the reference dictionary, made of its characters and
+/// holding some of its deny words.
+const REFERENCE_ALLOWED: [&str; 2] = ["赚不赔", "博彩网"];
+
+/// Every match of `words` the rules allow in `text` (made of the
+/// reference alphabet), found the slow way: for each word and each start,
+/// walk the text.
 /// Between two characters of a word only skippable characters may stand
 /// (space, `*`, `，`, `。`, counted, at most three; a zero-width space,
 /// free), never a line break or a word character; and a word across
 /// clause punctuation counts only with three or more characters and every
 /// gap filled.
-fn reference_hits(text: &str) -> Vec<(String, usize, usize)> {
+fn reference_hits(text: &str, words: &[&str]) -> Vec<(String, usize, usize)> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut out = Vec::new();
-    for word in REFERENCE_WORDS {
+    for &word in words {
         let wanted: Vec<char> = word.chars().collect();
         for first in 0..chars.len() {
             if chars[first].1 != wanted[0] {
@@ -592,6 +602,27 @@ fn reference_piece() -> impl Strategy<Value = String> {
     prop_oneof![word, single]
 }
 
+/// The hits of `f` in `text` as (word, start, end), checking on the way
+/// that they come in text order, longer first.
+fn hits_in_order(f: &Filter, text: &str) -> Result<Vec<(String, usize, usize)>, TestCaseError> {
+    let hits = f.check(text).hits;
+    for pair in hits.windows(2) {
+        prop_assert!(
+            (pair[0].start, std::cmp::Reverse(pair[0].end))
+                <= (pair[1].start, std::cmp::Reverse(pair[1].end)),
+            "hits out of order in {:?}: {:?}",
+            text,
+            hits
+        );
+    }
+    let mut found: Vec<_> = hits
+        .iter()
+        .map(|h| (h.entry.word.clone(), h.start, h.end))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 proptest! {
     #[test]
     fn every_hit_the_rules_allow_is_found_and_nothing_else(
@@ -603,13 +634,117 @@ proptest! {
             dict.deny(word, "test", None);
         }
         let f = dict.build().expect("build");
-        let mut found: Vec<(String, usize, usize)> = f
-            .check(&text)
-            .hits
-            .iter()
-            .map(|h| (h.entry.word.clone(), h.start, h.end))
-            .collect();
-        found.sort();
-        prop_assert_eq!(found, reference_hits(&text), "{:?}", text);
+        prop_assert_eq!(hits_in_order(&f, &text)?, reference_hits(&text, &REFERENCE_WORDS), "{:?}", text);
     }
+
+    #[test]
+    fn allowed_words_follow_the_same_rules_and_shield_only_the_hits_wholly_inside_them(
+        parts in prop::collection::vec(reference_piece(), 0..16),
+    ) {
+        let text: String = parts.concat();
+        let mut dict = Dictionary::new();
+        for word in REFERENCE_WORDS {
+            dict.deny(word, "test", None);
+        }
+        for word in REFERENCE_ALLOWED {
+            dict.allow(word);
+        }
+        let f = dict.build().expect("build");
+        let allowed = reference_hits(&text, &REFERENCE_ALLOWED);
+        let mut expected = reference_hits(&text, &REFERENCE_WORDS);
+        expected.retain(|(_, s, e)| !allowed.iter().any(|(_, a, b)| a <= s && e <= b));
+        prop_assert_eq!(hits_in_order(&f, &text)?, expected, "{:?}", text);
+    }
+}
+
+/// A small deterministic generator (xorshift), so the long texts below
+/// are the same on every run.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Long texts are scanned with a memo of automaton steps (from 256 KiB on,
+/// for dictionaries of more than 255 characters), dropped again when the
+/// text repeats itself too little. Either way, a line break ends every
+/// word, so a long text must hit exactly what its lines hit one by one.
+#[test]
+fn a_long_text_hits_exactly_what_its_lines_hit_one_by_one() {
+    // 400 more two-character words: more than 255 characters in all.
+    let extra: Vec<String> = (0..400u32)
+        .map(|i| {
+            let c = |n: u32| char::from_u32(0x5000 + n).expect("CJK");
+            format!("{}{}", c(i), c((i * 7 + 3) % 400))
+        })
+        .collect();
+    let mut dict = Dictionary::new();
+    for word in REFERENCE_WORDS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
+        dict.deny(word, "test", None);
+    }
+    for word in REFERENCE_ALLOWED {
+        dict.allow(word);
+    }
+    let f = dict.build().expect("build");
+    let noise = ["", "", "", " ", "*", "，", "。", "\u{200b}", "好", "x"];
+    // Repetitive text first (the memo pays), then text of random
+    // characters (it does not, and is dropped).
+    let mut rng = Xorshift(0x2545_F491_4F6C_DD1D);
+    let mut text = String::new();
+    while text.len() < 400_000 {
+        for _ in 0..rng.below(40) {
+            let word = if rng.below(3) == 0 {
+                REFERENCE_WORDS[rng.below(REFERENCE_WORDS.len())]
+            } else {
+                extra[rng.below(40)].as_str()
+            };
+            for (i, c) in word.chars().enumerate() {
+                if i > 0 {
+                    text.push_str(noise[rng.below(noise.len())]);
+                }
+                text.push(c);
+            }
+            text.push_str(noise[rng.below(noise.len())]);
+        }
+        text.push('\n');
+    }
+    while text.len() < 800_000 {
+        for _ in 0..rng.below(80) {
+            text.push(char::from_u32(0x5000 + rng.below(400) as u32).expect("CJK"));
+            text.push_str(noise[rng.below(noise.len())]);
+        }
+        text.push('\n');
+    }
+    let whole: Vec<(String, usize, usize)> = f
+        .check(&text)
+        .hits
+        .iter()
+        .map(|h| (h.entry.word.clone(), h.start, h.end))
+        .collect();
+    let mut by_line = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        by_line.extend(
+            f.check(line)
+                .hits
+                .iter()
+                .map(|h| (h.entry.word.clone(), offset + h.start, offset + h.end)),
+        );
+        offset += line.len();
+    }
+    assert!(whole.len() > 10_000, "{} hits", whole.len());
+    assert_eq!(whole.len(), by_line.len());
+    assert!(
+        whole == by_line,
+        "the long text's hits differ from its lines'"
+    );
 }
