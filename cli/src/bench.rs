@@ -40,6 +40,12 @@ pub struct FilterBenchArgs {
     /// Rounds; the best is reported.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Keep timing past `--rounds` until this many seconds have passed, for
+    /// the build and for the search each: a side-by-side run gives every
+    /// implementation the same stretch of time to find its best, so a fast
+    /// one is not judged on a fraction of a second of a busy machine.
+    #[arg(long, default_value_t = 0.0)]
+    min_seconds: f64,
     /// Most skippable characters between two characters of a word.
     #[arg(long, default_value_t = wca_filter::Options::default().max_gap)]
     max_gap: usize,
@@ -139,15 +145,50 @@ fn protocol(args: ProtocolArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Round numbers from 0: at least `rounds` (and at least one), and on
+/// until `min_seconds` have passed since the first was asked for.
+#[derive(Debug, Clone)]
+struct Rounds {
+    next: u32,
+    rounds: u32,
+    min_seconds: f64,
+    began: Option<Instant>,
+}
+
+impl Rounds {
+    fn new(rounds: u32, min_seconds: f64) -> Self {
+        Self {
+            next: 0,
+            rounds: rounds.max(1),
+            min_seconds,
+            began: None,
+        }
+    }
+}
+
+impl Iterator for Rounds {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let began = *self.began.get_or_insert_with(Instant::now);
+        if self.next >= self.rounds && began.elapsed().as_secs_f64() >= self.min_seconds {
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+}
+
 /// Best-of-N dictionary build and all-matches search over the corpus,
 /// normalisation included; counts hits and the hits that exist only
 /// because characters inside them were skipped (false-alarm candidates).
 fn filter(args: FilterBenchArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.text)
         .with_context(|| format!("reading {}", args.text.display()))?;
+    let rounds = Rounds::new(args.rounds, args.min_seconds);
     let mut build = f64::INFINITY;
     let mut built = None;
-    for _ in 0..args.rounds.max(1) {
+    for _ in rounds.clone() {
         let start = Instant::now();
         let f = crate::filter::load(&args.deny, &args.allow, args.max_gap)?;
         build = build.min(start.elapsed().as_secs_f64());
@@ -161,7 +202,7 @@ fn filter(args: FilterBenchArgs) -> anyhow::Result<()> {
     let mut hits = 0usize;
     let mut skipped = 0usize;
     let mut examples = Vec::new();
-    for round in 0..args.rounds.max(1) {
+    for round in rounds {
         let start = Instant::now();
         let verdict = filter.check_with(&text, &mut scratch);
         best = best.min(start.elapsed().as_secs_f64());
@@ -194,4 +235,27 @@ fn filter(args: FilterBenchArgs) -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Rounds;
+
+    #[test]
+    fn rounds_run_the_count_asked_and_at_least_one() {
+        assert_eq!(Rounds::new(3, 0.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(Rounds::new(0, 0.0).count(), 1);
+    }
+
+    #[test]
+    fn rounds_go_on_until_the_minimum_time_has_passed() {
+        let began = Instant::now();
+        let rounds = Rounds::new(1, 0.03)
+            .inspect(|_| std::thread::sleep(Duration::from_millis(5)))
+            .count();
+        assert!(began.elapsed() >= Duration::from_millis(30));
+        assert!(rounds >= 2, "{rounds}");
+    }
 }
