@@ -3,16 +3,22 @@
 //! - `wca serve`: the bot with an embedded store, no AWS account needed.
 //! - `wca send "你好"`: plays WeChat: signs (and encrypts) a message, posts
 //!   it, verifies and opens the reply, prints it.
+//! - `wca chat --from o_demo_user01`: an interactive conversation with a
+//!   running `wca serve`, as one WeChat user.
 //! - `wca filter --deny FILE`: checks stdin's lines against a sensitive-word
 //!   dictionary, one JSON object per line.
 //! - `wca classify`: intent and sentiment of stdin's lines, one JSON object
 //!   per line.
+//! - `wca ask --faq FILE`: the FAQ entry that answers each of stdin's lines,
+//!   one JSON object per line.
 //! - `wca bench protocol`: times the per-message protocol path on a file of
 //!   requests (for the side-by-side comparison with wechatpy).
 //! - `wca bench filter`: times dictionary build and matching on a corpus.
 //! - `wca bench nlp`: times model load and classify + sentiment per message.
 
+mod ask;
 mod bench;
+mod chat;
 mod classify;
 mod filter;
 mod send;
@@ -39,10 +45,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send a message to a webhook as WeChat would and print the reply.
     Send(send::SendArgs),
+    /// Talk to a running `wca serve` as one WeChat user.
+    Chat(chat::ChatArgs),
     /// Check stdin's lines against a sensitive-word dictionary (JSONL out).
     Filter(filter::FilterArgs),
     /// Intent and sentiment of stdin's lines (JSONL out).
     Classify(classify::ClassifyArgs),
+    /// The FAQ entry that answers each of stdin's lines (JSONL out).
+    Ask(ask::AskArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -53,8 +63,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Filter(args) => filter::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Ask(args) => ask::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

@@ -32,92 +32,143 @@ pub struct SendArgs {
     msg_id: Option<u64>,
 }
 
-pub fn run(args: SendArgs) -> anyhow::Result<()> {
-    let token = match std::env::var("WECHAT_TOKEN").ok().filter(|t| !t.is_empty()) {
-        Some(t) => t,
-        None => read_dev_token(&args.data_dir).with_context(|| {
-            format!(
-                "WECHAT_TOKEN is not set and no development token is in {} (start `wca serve` first)",
-                args.data_dir.display()
-            )
-        })?,
-    };
-    let token = Token::new(token).context("WECHAT_TOKEN")?;
-    let app_id = std::env::var("WECHAT_APP_ID")
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| DEV_APP_ID.to_owned());
-    let key = match std::env::var("WECHAT_AES_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-    {
-        Some(k) => Some(AesKey::parse(&k).context("WECHAT_AES_KEY")?),
-        None => None,
-    };
+/// What the webhook answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `success`: received, no reply.
+    Acknowledged,
+    /// A text reply.
+    Text(String),
+    /// Another reply type (`transfer_customer_service`, `image`, ...).
+    Other(String),
+}
 
-    let mut rng = rand::rng();
-    let now = wca_core::Clock::now(&wca_core::SystemClock);
-    let msg_id = args
-        .msg_id
-        .unwrap_or_else(|| rng.random_range(1..u64::MAX / 2));
-    let inner =
-        client_side::text_message_xml(&args.to, &args.from, now, &msg_id.to_string(), &args.text);
-    let nonce = rng.random_range(100_000_000u64..999_999_999).to_string();
-    let sealed = client_side::seal_request(
-        &token,
-        key.as_ref(),
-        &app_id,
-        &args.to,
-        &args.from,
-        &inner,
-        now,
-        &nonce,
-        rng.random(),
-    );
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&sealed.query)
-        .finish();
-    let sep = if args.url.contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}{query}", args.url);
+/// Plays one WeChat user against a webhook: signs (and, in safe mode,
+/// encrypts) each message as WeChat does and opens the reply.
+pub struct Client {
+    token: Token,
+    key: Option<AesKey>,
+    app_id: String,
+    url: String,
+    from: String,
+    to: String,
+    agent: ureq::Agent,
+}
 
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let mut resp = agent
-        .post(&url)
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .send(sealed.body.as_bytes())
-        .with_context(|| format!("posting to {}", args.url))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .read_to_string()
-        .context("reading the reply")?;
-    if status != 200 {
-        bail!("the webhook answered HTTP {status}: {}", body.trim());
+impl Client {
+    /// A client with the secrets from the environment (or `wca serve`'s
+    /// development token in `data_dir`).
+    pub fn from_env(
+        data_dir: &std::path::Path,
+        url: &str,
+        from: &str,
+        to: &str,
+    ) -> anyhow::Result<Self> {
+        let token = match std::env::var("WECHAT_TOKEN").ok().filter(|t| !t.is_empty()) {
+            Some(t) => t,
+            None => read_dev_token(data_dir).with_context(|| {
+                format!(
+                    "WECHAT_TOKEN is not set and no development token is in {} (start `wca serve` first)",
+                    data_dir.display()
+                )
+            })?,
+        };
+        let token = Token::new(token).context("WECHAT_TOKEN")?;
+        let app_id = std::env::var("WECHAT_APP_ID")
+            .ok()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| DEV_APP_ID.to_owned());
+        let key = match std::env::var("WECHAT_AES_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+        {
+            Some(k) => Some(AesKey::parse(&k).context("WECHAT_AES_KEY")?),
+            None => None,
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Ok(Self {
+            token,
+            key,
+            app_id,
+            url: url.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            agent,
+        })
     }
-    if body.trim() == "success" || body.trim().is_empty() {
-        println!("(acknowledged, no reply)");
-        return Ok(());
-    }
-    let xml = match &key {
-        Some(key) => reply::open_encrypted_reply(&token, key, &app_id, &body)
-            .context("the encrypted reply did not verify")?,
-        None => body,
-    };
-    let parsed = reply::parse_reply(&xml).context("the reply is not WeChat reply XML")?;
-    if parsed.to_user_name != args.from {
-        bail!(
-            "the reply is addressed to {:?}, not {:?}",
-            parsed.to_user_name,
-            args.from
+
+    /// Sends a text message (a random MsgId unless given) and returns the
+    /// reply.
+    pub fn send_text(&self, text: &str, msg_id: Option<u64>) -> anyhow::Result<Answer> {
+        let mut rng = rand::rng();
+        let now = wca_core::Clock::now(&wca_core::SystemClock);
+        let msg_id = msg_id.unwrap_or_else(|| rng.random_range(1..u64::MAX / 2));
+        let inner =
+            client_side::text_message_xml(&self.to, &self.from, now, &msg_id.to_string(), text);
+        let nonce = rng.random_range(100_000_000u64..999_999_999).to_string();
+        let sealed = client_side::seal_request(
+            &self.token,
+            self.key.as_ref(),
+            &self.app_id,
+            &self.to,
+            &self.from,
+            &inner,
+            now,
+            &nonce,
+            rng.random(),
         );
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&sealed.query)
+            .finish();
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}{query}", self.url);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .send(sealed.body.as_bytes())
+            .with_context(|| format!("posting to {}", self.url))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .context("reading the reply")?;
+        if status != 200 {
+            bail!("the webhook answered HTTP {status}: {}", body.trim());
+        }
+        if body.trim() == "success" || body.trim().is_empty() {
+            return Ok(Answer::Acknowledged);
+        }
+        let xml = match &self.key {
+            Some(key) => reply::open_encrypted_reply(&self.token, key, &self.app_id, &body)
+                .context("the encrypted reply did not verify")?,
+            None => body,
+        };
+        let parsed = reply::parse_reply(&xml).context("the reply is not WeChat reply XML")?;
+        if parsed.to_user_name != self.from {
+            bail!(
+                "the reply is addressed to {:?}, not {:?}",
+                parsed.to_user_name,
+                self.from
+            );
+        }
+        Ok(match parsed.content {
+            Some(content) => Answer::Text(content),
+            None => Answer::Other(parsed.msg_type),
+        })
     }
-    match parsed.content {
-        Some(content) => println!("{content}"),
-        None => println!("[{}]", parsed.msg_type),
+}
+
+pub fn run(args: SendArgs) -> anyhow::Result<()> {
+    let client = Client::from_env(&args.data_dir, &args.url, &args.from, &args.to)?;
+    match client.send_text(&args.text, args.msg_id)? {
+        Answer::Acknowledged => println!("(acknowledged, no reply)"),
+        Answer::Text(content) => println!("{content}"),
+        Answer::Other(kind) => println!("[{kind}]"),
     }
     Ok(())
 }

@@ -36,11 +36,16 @@ fn wca() -> Command {
 }
 
 fn start(env: &[(&str, &str)]) -> Server {
+    start_with(&[], env)
+}
+
+fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let mut child = wca()
         .args(["serve", "--port", "0", "--data-dir"])
         .arg(&data_dir)
+        .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -90,9 +95,10 @@ fn serve_with_no_configuration_answers_wca_send_with_a_greeting() {
     let (ok, out, err) = send(&server, &[], "你好", &[]);
     assert!(ok, "stderr: {err}");
     assert!(out.contains("你好"), "reply: {out}");
+    // Anything the bot cannot answer gets a clarifying question.
     let (ok, out, _) = send(&server, &[], "随便说点什么", &[]);
     assert!(ok);
-    assert_eq!(out.trim(), "(acknowledged, no reply)");
+    assert!(out.contains("没太明白"), "reply: {out}");
 }
 
 #[test]
@@ -187,4 +193,76 @@ fn wechatpy_talks_to_wca_serve_in_plaintext_mode() {
     let env = [("WECHAT_TOKEN", "interopToken2")];
     let server = start(&env);
     wechatpy(&server, "interopToken2", None, 1);
+}
+
+const DEMO_CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/demo-shop/wca.toml"
+);
+
+#[test]
+fn the_demo_shop_holds_a_whole_conversation_through_wca_chat() {
+    use std::io::Write as _;
+    let server = start_with(&["--config", DEMO_CONFIG], &[]);
+    let lines = [
+        "你好",
+        "我的快递到哪了",
+        "3",
+        "我要退货",
+        "2026111305517",
+        "耳机左边有杂音",
+        "你们一般发什么快递",
+        "我要查订单",
+        "算了",
+        "拜托转个人工",
+    ];
+    let mut chat = wca()
+        .args([
+            "chat",
+            "--from",
+            "o_demo_user01",
+            "--url",
+            &server.url,
+            "--data-dir",
+        ])
+        .arg(&server.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wca chat");
+    chat.stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.join("\n").as_bytes())
+        .expect("write the conversation");
+    let out = chat
+        .wait_with_output()
+        .expect("wca chat ends at end of input");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "客服> 陈静您好",
+        "1. 2026112000958",
+        "您的订单 2026111305517",
+        "售后单号 AS000001",
+        "默认发中通快递",
+        "已为您取消",
+        "（已转接人工客服）",
+    ] {
+        assert!(
+            transcript.contains(expected),
+            "no {expected:?} in:\n{transcript}"
+        );
+    }
+    // The ticket is on disk in the data dir, for the shop to act on.
+    let tickets = std::fs::read_to_string(server.data_dir.join("tickets.jsonl")).expect("tickets");
+    assert!(
+        tickets.contains("2026111305517") && tickets.contains("耳机左边有杂音"),
+        "{tickets}"
+    );
 }

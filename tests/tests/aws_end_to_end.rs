@@ -192,9 +192,11 @@ fn webhook(stack: &Stack) -> (axum::Router, jiff::tz::TimeZone) {
         settings,
         Ports {
             archive: store.clone(),
-            dedup: store,
+            dedup: store.clone(),
             events: Arc::new(stack.sink.clone()),
             clock: Arc::new(SystemClock),
+            conversations: store,
+            shop: wca_dialog::Shop::default(),
         },
     ));
     (app, tz)

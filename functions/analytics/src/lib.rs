@@ -143,4 +143,32 @@ mod tests {
             2
         );
     }
+
+    #[tokio::test]
+    async fn a_record_of_a_kind_this_build_does_not_know_is_kept_counted_and_not_retried() {
+        let (a, counters, log) = fixture();
+        let body = r#"{"id":"campaign:c1:o","at":0,"type":"CampaignDelivered","campaign":"c1"}"#;
+        let resp = a.handle(batch(&[("m1", body.to_owned())])).await;
+        assert!(
+            resp.batch_item_failures.is_empty(),
+            "no DLQ for a newer kind"
+        );
+        let kept = log
+            .get("campaign:c1:o")
+            .await
+            .expect("get")
+            .expect("logged");
+        assert_eq!(
+            serde_json::to_value(&kept).expect("json"),
+            serde_json::from_str::<serde_json::Value>(body).expect("json"),
+            "the record is kept as it came"
+        );
+        assert_eq!(
+            counters
+                .get("unknown:day:1970-01-01:type:CampaignDelivered")
+                .await
+                .expect("get"),
+            1
+        );
+    }
 }

@@ -51,6 +51,8 @@ fn webhook(builtin: &str) -> Webhook {
             dedup: Arc::new(MemoryIdempotency::default()),
             events: Arc::new(MemoryEventSink::default()),
             clock: Arc::new(SystemClock),
+            conversations: Arc::new(wca_core::memory::MemoryConversationStore::default()),
+            shop: wca_dialog::Shop::default(),
         },
     )
 }

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use rand::Rng;
+use wca_converse::{Message, Pipeline};
 use wca_core::{
-    ArchivedMessage, Begin, Clock, Direction, Event, EventSink, IdempotencyStore, MessageArchive,
-    PortError, Understanding,
+    ArchivedMessage, Begin, Clock, ConversationStore, Event, EventSink, IdempotencyStore,
+    MessageArchive, PortError,
 };
-use wca_dialog::Answer;
-use wca_filter::Action;
+use wca_dialog::{Input, Shop};
 use wca_wechat::{
-    Inbound, InboundBody, WechatError,
+    InboundBody, WechatError,
     callback::{OpenedRequest, Query},
     reply::Reply,
     xml::Event as WxEvent,
@@ -77,6 +77,10 @@ pub struct Ports {
     pub events: Arc<dyn EventSink>,
     /// Now.
     pub clock: Arc<dyn Clock>,
+    /// Each user's conversation state.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// The shop's order, ticket and profile systems (any may be absent).
+    pub shop: Shop,
 }
 
 /// The webhook: settings plus ports.
@@ -84,14 +88,24 @@ pub struct Ports {
 pub struct Webhook {
     settings: Arc<Settings>,
     ports: Ports,
+    pipeline: Pipeline,
 }
 
 impl Webhook {
     /// A webhook over these ports.
     pub fn new(settings: Settings, ports: Ports) -> Self {
+        let pipeline = Pipeline::new(
+            settings.dialog.clone(),
+            settings.filter.clone(),
+            settings.fallback.clone(),
+            settings.nlp.clone(),
+            ports.shop.clone(),
+            ports.conversations.clone(),
+        );
         Self {
             settings: Arc::new(settings),
             ports,
+            pipeline,
         }
     }
 
@@ -176,66 +190,27 @@ impl Webhook {
             .await
             .map_err(|e| ("archive", e))?;
 
-        let filter = self.settings.filter.current();
-        let understanding = inbound.text().and_then(|text| self.understand(key, text));
-        let mut events = vec![Event::message_received(
-            key,
-            &inbound.from_user_name,
-            &kind,
-            inbound.create_time,
-            understanding,
-        )];
-        // Inbound: recorded for compliance; the message is still archived
-        // and answered as usual.
-        if let Some(text) = inbound.text() {
-            let verdict = filter.check(text);
-            if let Some(action) = verdict.action() {
-                events.push(Event::compliance_hit(
-                    key,
-                    &inbound.from_user_name,
-                    Direction::Inbound,
-                    action.as_str(),
-                    "recorded",
-                    verdict.compliance_words(),
-                    now,
-                ));
-            }
-        }
-        let mut reply = self.decide(inbound);
-        // Outbound: nothing we send carries a blocked word.
-        if let Some(Reply::Text { content }) = &mut reply {
-            let verdict = filter.check(content);
-            if let Some(action) = verdict.action() {
-                let outcome = match action {
-                    Action::Block => "blocked",
-                    Action::Mask => "masked",
-                    Action::Flag => "flagged",
-                };
-                events.push(Event::compliance_hit(
-                    key,
-                    &inbound.from_user_name,
-                    Direction::Outbound,
-                    action.as_str(),
-                    outcome,
-                    verdict.compliance_words(),
-                    now,
-                ));
-                tracing::warn!(msg_key = %key, outcome, "reply held dictionary words");
-                match action {
-                    Action::Block => self.settings.fallback.clone_into(content),
-                    Action::Mask => *content = verdict.masked(content),
-                    Action::Flag => {}
-                }
-            }
-        }
+        let input = match (&inbound.body, inbound.text()) {
+            (_, Some(text)) => Input::Text(text),
+            (InboundBody::Event(WxEvent::Subscribe { .. }), None) => Input::Subscribe,
+            _ => Input::Other,
+        };
+        let message = Message {
+            msg_key: key,
+            openid: &inbound.from_user_name,
+            msg_type: &kind,
+            create_time: inbound.create_time,
+            input,
+        };
+        let outcome = self
+            .pipeline
+            .handle(&message, now)
+            .await
+            .map_err(|e| ("dialog", e))?;
+        let events = outcome.events;
+        let reply = outcome.reply.as_ref().map(Reply::from);
         let body = match &reply {
             Some(reply) => {
-                events.push(Event::reply_sent(
-                    key,
-                    &inbound.from_user_name,
-                    reply.kind_label(),
-                    now,
-                ));
                 let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);
                 self.settings.callback.seal_reply(opened, &xml, now)
             }
@@ -251,39 +226,8 @@ impl Webhook {
             .complete(key, &body, now, self.settings.dedup_ttl_secs)
             .await
             .map_err(|e| ("dedup", e))?;
-        tracing::info!(msg_key = %key, kind = %kind, replied = reply.is_some(), "message handled");
+        tracing::info!(msg_key = %key, kind = %kind, route = %outcome.route, "message handled");
         Ok(WebhookResponse::from_stored(body))
-    }
-
-    /// Intent and sentiment of a text. A model failure is logged, never
-    /// fatal: the message is still archived, answered and counted.
-    fn understand(&self, key: &str, text: &str) -> Option<Understanding> {
-        let nlp = self.settings.nlp.as_ref()?;
-        let intent = nlp.classify(text);
-        let sentiment = nlp.sentiment(text);
-        if let Err(e) = intent.as_ref().and(sentiment.as_ref()) {
-            tracing::warn!(msg_key = %key, error = %e, "classification failed");
-        }
-        Some(Understanding {
-            intent: intent.ok().map(|i| i.label),
-            sentiment: sentiment.ok().map(|s| s.label),
-        })
-    }
-
-    /// The passive reply for a message, if any.
-    fn decide(&self, inbound: &Inbound) -> Option<Reply> {
-        let rules = &self.settings.rules;
-        match &inbound.body {
-            InboundBody::Event(WxEvent::Subscribe { .. }) => rules.welcome().map(|w| Reply::Text {
-                content: w.to_owned(),
-            }),
-            _ => match rules.answer(inbound.text()?)? {
-                Answer::Text(t) => Some(Reply::Text {
-                    content: t.to_owned(),
-                }),
-                Answer::Transfer => Some(Reply::TransferCustomerService { kf_account: None }),
-            },
-        }
     }
 
     async fn reject(&self, error: &WechatError, now: i64) -> WebhookResponse {

@@ -17,6 +17,8 @@
 //!     dedup: Arc::new(MemoryIdempotency::default()),
 //!     events: Arc::new(MemoryEventSink::default()),
 //!     clock: Arc::new(SystemClock),
+//!     conversations: Arc::new(MemoryConversationStore::default()),
+//!     shop: wca_dialog::Shop::default(),
 //! };
 //! let app: axum::Router = router(Webhook::new(settings, ports));
 //! ```

@@ -8,6 +8,21 @@ use wca_aws::FunctionEnv;
 use wca_core::SystemClock;
 use wca_webhook::{Ports, Webhook, router, settings::Settings};
 
+/// Orders and profiles from the JSONL files the config layer names. A
+/// ticket sink on Lambda (DynamoDB) is not built yet, so return requests
+/// are answered from the FAQ there.
+fn shop(settings: &Settings) -> Result<wca_dialog::Shop, Error> {
+    let base = &settings.base_dir;
+    let mut shop = wca_dialog::Shop::default();
+    if let Some(path) = settings.shop.orders_path(base) {
+        shop.orders = Some(Arc::new(wca_local::JsonlOrders::load(&path)?));
+    }
+    if let Some(path) = settings.shop.users_path(base) {
+        shop.profiles = Some(Arc::new(wca_local::JsonlProfiles::load(&path)?));
+    }
+    Ok(shop)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wca_aws::init_tracing();
@@ -16,9 +31,11 @@ async fn main() -> Result<(), Error> {
     let store = Arc::new(aws.store);
     let ports = Ports {
         archive: store.clone(),
-        dedup: store,
+        dedup: store.clone(),
         events: Arc::new(aws.bus),
         clock: Arc::new(SystemClock),
+        conversations: store,
+        shop: shop(&settings)?,
     };
     run(router(Webhook::new(settings, ports))).await
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
-use wca_dialog::Rules;
+use wca_dialog::{Dialog, Rules};
 use wca_filter::{DictionaryFiles, Options as FilterOptions, ReloadingFilter};
 use wca_wechat::{AesKey, Token, callback::CallbackConfig};
 
@@ -57,6 +57,53 @@ pub struct FileSettings {
     /// `[nlp]`: intent and sentiment models.
     #[serde(default)]
     pub nlp: NlpSection,
+    /// `[dialog]`: intent routes, flows, FAQ, hand-over policy (format of
+    /// `shared/dialog/default-dialog.toml`); the shipped dialog when absent.
+    #[serde(default)]
+    pub dialog: Option<wca_dialog::config::DialogConfig>,
+    /// `[shop]`: the shop's order, profile and ticket systems.
+    #[serde(default)]
+    pub shop: ShopSection,
+    /// The folder relative paths in the file are resolved against (the
+    /// file's own folder); the working directory for settings without a
+    /// file.
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
+    /// The file's name as given, for error messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// `[shop]` section: JSONL files for the demo and small shops (paths
+/// relative to the config file). Unset systems turn off the flows that
+/// need them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopSection {
+    /// Orders, one JSON object a line (`examples/demo-shop/orders.jsonl`).
+    pub orders: Option<String>,
+    /// Customer profiles, one JSON object a line.
+    pub users: Option<String>,
+    /// Where after-sales tickets are appended; `wca serve` defaults to
+    /// `tickets.jsonl` in its data dir.
+    pub tickets: Option<String>,
+}
+
+impl ShopSection {
+    /// The orders file, resolved against `base`.
+    pub fn orders_path(&self, base: &Path) -> Option<std::path::PathBuf> {
+        self.orders.as_ref().map(|p| base.join(p))
+    }
+
+    /// The profiles file, resolved against `base`.
+    pub fn users_path(&self, base: &Path) -> Option<std::path::PathBuf> {
+        self.users.as_ref().map(|p| base.join(p))
+    }
+
+    /// The tickets file, resolved against `base`.
+    pub fn tickets_path(&self, base: &Path) -> Option<std::path::PathBuf> {
+        self.tickets.as_ref().map(|p| base.join(p))
+    }
 }
 
 /// `[nlp]` section.
@@ -157,6 +204,12 @@ pub struct Settings {
     pub fallback: String,
     /// Intent and sentiment models; `None` when classification is off.
     pub nlp: Option<Arc<wca_nlp::Nlp>>,
+    /// The dialog: keyword rules, intent routes, flows, FAQ, hand-over.
+    pub dialog: Arc<Dialog>,
+    /// The `[shop]` section, paths resolved against the config file.
+    pub shop: ShopSection,
+    /// The folder the shop paths are relative to.
+    pub base_dir: std::path::PathBuf,
 }
 
 /// Where the values come from: environment variables by name.
@@ -193,15 +246,32 @@ impl FileSettings {
             path: path.display().to_string(),
             reason: e.kind().to_string(),
         })?;
-        Self::parse(&text).map_err(|reason| SettingsError::Syntax {
+        let mut file = Self::parse(&text).map_err(|reason| SettingsError::Syntax {
             path: path.display().to_string(),
             reason,
-        })
+        })?;
+        file.base_dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        file.origin = path.display().to_string();
+        Ok(file)
     }
 
-    /// Parses config text.
+    /// Parses config text; errors say the line.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.message().to_owned())
+        let mut file: Self = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => format!(
+                "line {}: {}",
+                wca_dialog::config::line_of(text, span.start),
+                e.message()
+            ),
+            None => e.message().to_owned(),
+        })?;
+        file.base_dir = std::path::PathBuf::from(".");
+        file.origin = "config".to_owned();
+        Ok(file)
     }
 }
 
@@ -278,6 +348,12 @@ impl Settings {
         };
         let (filter, fallback) = filter_settings(file.filter, env)?;
         let nlp = nlp_settings(file.nlp, env)?;
+        let dialog = match file.dialog {
+            Some(config) => Dialog::from_config(config, &file.origin, &file.base_dir)
+                .map_err(|e| invalid(format!("[dialog] {e}")))?,
+            None => Dialog::defaults(),
+        }
+        .with_rules(rules.clone());
         Ok(Self {
             callback: CallbackConfig {
                 token,
@@ -295,12 +371,21 @@ impl Settings {
             filter,
             fallback,
             nlp,
+            dialog: Arc::new(dialog),
+            shop: file.shop,
+            base_dir: file.base_dir,
         })
     }
 
-    /// Settings from the process environment alone (the Lambda function).
+    /// Settings for the Lambda function: the file named by `WCA_CONFIG`
+    /// when set (the config folder shipped as a layer, mounted under
+    /// `/opt`), with the environment on top.
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::resolve(FileSettings::default(), &ProcessEnv, None)
+        let file = match ProcessEnv.var("WCA_CONFIG") {
+            Some(path) => FileSettings::load(Path::new(&path))?,
+            None => FileSettings::default(),
+        };
+        Self::resolve(file, &ProcessEnv, None)
     }
 }
 

@@ -1,6 +1,6 @@
 //! One DynamoDB table (`pk` string key, TTL on `ttl`) holds the archive,
-//! dedup keys, event log and counters, told apart by key prefix:
-//! `msg#`, `idem#`, `evt#`, `ctr#`, `once#`.
+//! dedup keys, event log, counters and conversations, told apart by key
+//! prefix: `msg#`, `idem#`, `evt#`, `ctr#`, `once#`, `conv#`.
 
 use std::collections::HashMap;
 
@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::{
     },
 };
 use wca_core::{
-    ArchivedMessage, Begin, Counters, Event, EventLog, IdempotencyStore, MessageArchive, PortError,
+    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
+    IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
 };
 
 use crate::unavailable;
@@ -359,6 +360,84 @@ impl EventLog for DynamoDbStore {
                 .map(Some)
                 .map_err(|e| PortError::Corrupt(format!("event: {e}"))),
             None => Ok(None),
+        }
+    }
+}
+
+fn conversation_key(openid: &OpenId) -> String {
+    format!("conv#{openid}")
+}
+
+/// A conversation item: `ver` (its version), `state` (JSON), `expires_at`,
+/// and `ttl` so DynamoDB deletes it some time after it expires.
+#[async_trait]
+impl ConversationStore for DynamoDbStore {
+    async fn get(&self, openid: &OpenId, now: i64) -> Result<Versioned, PortError> {
+        let Some(item) = self.get_item(conversation_key(openid)).await? else {
+            return Ok(Versioned::default());
+        };
+        let version = match item.get("ver") {
+            Some(AttributeValue::N(v)) => v
+                .parse::<u64>()
+                .map_err(|_| PortError::Corrupt("attribute ver is not a version".to_owned()))?,
+            _ => {
+                return Err(PortError::Corrupt(
+                    "attribute ver missing or not a number".to_owned(),
+                ));
+            }
+        };
+        // TTL deletion lags by up to days: an expired state reads as the
+        // default (keeping its version) whatever it holds.
+        if now >= get_n(&item, "expires_at")? {
+            return Ok(Versioned {
+                version,
+                state: ConversationState::default(),
+            });
+        }
+        let state = serde_json::from_str(&get_s(&item, "state")?)
+            .map_err(|e| PortError::Corrupt(format!("conversation state: {e}")))?;
+        Ok(Versioned { version, state })
+    }
+
+    async fn compare_and_set(
+        &self,
+        openid: &OpenId,
+        expected: u64,
+        state: &ConversationState,
+        expires_at: i64,
+    ) -> Result<bool, PortError> {
+        let version = expected
+            .checked_add(1)
+            .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))?;
+        let body = serde_json::to_string(state).map_err(|e| {
+            PortError::Rejected(format!("conversation state not serialisable: {e}"))
+        })?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(conversation_key(openid)))
+            .item("ver", AttributeValue::N(version.to_string()))
+            .item("state", s(body))
+            .item("expires_at", n(expires_at))
+            .item("ttl", n(expires_at));
+        // The condition makes the put a compare-and-set: DynamoDB checks it
+        // and writes atomically, per item.
+        let put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("ver = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("conversation compare_and_set", e)),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::{Client, types::PutEventsRequestEntry};
-use wca_core::{Event, EventKind, EventSink, PortError};
+use wca_core::{Event, EventSink, PortError};
 
 use crate::unavailable;
 
@@ -31,16 +31,6 @@ impl EventBridgeSink {
     }
 }
 
-fn detail_type(event: &Event) -> &'static str {
-    match event.kind {
-        EventKind::MessageReceived { .. } => "MessageReceived",
-        EventKind::ReplySent { .. } => "ReplySent",
-        EventKind::RequestRejected { .. } => "RequestRejected",
-        EventKind::ComplianceHit { .. } => "ComplianceHit",
-        EventKind::MessageClassified { .. } => "MessageClassified",
-    }
-}
-
 #[async_trait]
 impl EventSink for EventBridgeSink {
     async fn emit(&self, events: &[Event]) -> Result<(), PortError> {
@@ -53,7 +43,7 @@ impl EventSink for EventBridgeSink {
                     PutEventsRequestEntry::builder()
                         .event_bus_name(&self.bus)
                         .source(SOURCE)
-                        .detail_type(detail_type(event))
+                        .detail_type(event.kind.type_name())
                         .detail(detail)
                         .build(),
                 );

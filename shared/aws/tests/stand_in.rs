@@ -41,6 +41,42 @@ async fn dynamodb_event_log_keeps_the_event_log_contract() {
     contract::event_log(&store().await).await;
 }
 
+// Several worker threads, so the contract's concurrent writers really
+// race each other to the stand-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_conversation_store_keeps_the_conversation_store_contract() {
+    contract::conversation_store(std::sync::Arc::new(store().await)).await;
+}
+
+#[tokio::test]
+async fn a_conversation_item_with_a_broken_state_or_version_reads_as_corrupt() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    use wca_core::{ConversationStore, OpenId, PortError};
+    let config = stand_in_config(&endpoint()).await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique_name("wca");
+    let store = DynamoDbStore::new(client.clone(), &table);
+    store.create_table().await.expect("create table");
+    let now = 1_700_000_000;
+    for (user, ver, state) in [
+        ("o-bad-json", "3", r#"{"turns": "many"}"#),
+        ("o-bad-ver", "-1", "{}"),
+    ] {
+        client
+            .put_item()
+            .table_name(&table)
+            .item("pk", S(format!("conv#{user}")))
+            .item("ver", N(ver.to_owned()))
+            .item("state", S(state.to_owned()))
+            .item("expires_at", N((now + 600).to_string()))
+            .send()
+            .await
+            .expect("put raw item");
+        let got = store.get(&OpenId::parse(user).expect("valid"), now).await;
+        assert!(matches!(got, Err(PortError::Corrupt(_))), "{user}: {got:?}");
+    }
+}
+
 #[tokio::test]
 async fn counters_refuse_more_keys_than_one_transaction_holds() {
     use wca_core::Counters;

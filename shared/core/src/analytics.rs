@@ -19,6 +19,10 @@ pub const EVENT_MARKER_SECS: i64 = 14 * 24 * 3600;
 ///   the webhook classified it, else on `MessageClassified`):
 ///   `msgs:day:D:intent:I`, `msgs:day:D:sentiment:S`
 /// - refused requests: `rejected:day:D`, `rejected:day:D:reason:R`
+/// - hand-overs to people: `handoffs:day:D`, `handoffs:day:D:reason:R`
+/// - after-sales tickets: `tickets:day:D`, `tickets:day:D:kind:K`
+/// - kinds this build does not know: `unknown:day:D:type:T` (counted so
+///   that an operator sees them, otherwise skipped)
 /// - compliance hits: `compliance:day:D`, `compliance:day:D:dir:inbound`,
 ///   `compliance:day:D:outcome:O`, and `compliance:day:D:category:C` once
 ///   per category hit
@@ -90,6 +94,24 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
                 }
             }
             keys
+        }
+        EventKind::HandoffRequested { reason, .. } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![
+                format!("handoffs:day:{day}"),
+                format!("handoffs:day:{day}:reason:{}", reason.as_str()),
+            ]
+        }
+        EventKind::TicketCreated { ticket_kind, .. } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![
+                format!("tickets:day:{day}"),
+                format!("tickets:day:{day}:kind:{ticket_kind}"),
+            ]
+        }
+        EventKind::Unknown { type_name, .. } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![format!("unknown:day:{day}:type:{type_name}")]
         }
     }
 }
@@ -216,6 +238,46 @@ mod tests {
                 .await
                 .expect("get"),
             1
+        );
+    }
+
+    #[test]
+    fn handoffs_and_tickets_count_per_day_and_reason_or_kind() {
+        let openid = crate::OpenId::parse("o-1").expect("openid");
+        let handoff = Event::handoff_requested(
+            "msg:1",
+            &openid,
+            crate::HandoffReason::Unanswered,
+            false,
+            1_700_000_000,
+        );
+        assert_eq!(
+            counter_keys(&handoff, &TimeZone::UTC),
+            [
+                "handoffs:day:2023-11-14",
+                "handoffs:day:2023-11-14:reason:unanswered"
+            ]
+        );
+        let ticket =
+            Event::ticket_created("msg:2", &openid, "AS1", "2026", "return", 1_700_000_000);
+        assert_eq!(
+            counter_keys(&ticket, &TimeZone::UTC),
+            [
+                "tickets:day:2023-11-14",
+                "tickets:day:2023-11-14:kind:return"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_kind_from_a_newer_version_is_counted_as_unknown_and_nothing_else() {
+        let event: Event = serde_json::from_str(
+            r#"{"id":"x:1","at":1700000000,"type":"CampaignSent","campaign":"c1"}"#,
+        )
+        .expect("unknown kinds parse");
+        assert_eq!(
+            counter_keys(&event, &TimeZone::UTC),
+            ["unknown:day:2023-11-14:type:CampaignSent"]
         );
     }
 }

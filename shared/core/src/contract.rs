@@ -5,10 +5,13 @@
 //! adapters cannot drift apart. They panic with a message on the first
 //! broken promise, like any assertion.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::{
-    ArchivedMessage, Begin, Counters, Event, EventLog, EventSink, IdempotencyStore, MessageArchive,
+    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
+    EventSink, FlowState, IdempotencyStore, MessageArchive, OpenId, Versioned,
 };
 
 fn sample(key: &str, expires_at: i64) -> ArchivedMessage {
@@ -225,4 +228,300 @@ pub async fn event_log(log: &dyn EventLog) {
         Some(event),
         "the first record is kept unchanged"
     );
+}
+
+fn openid(s: &str) -> OpenId {
+    OpenId::parse(s).expect("the contract's OpenIDs are valid")
+}
+
+/// A state with every field set, non-ASCII included, so an adapter that
+/// drops or mangles a field fails the round trip.
+fn conversation(turns: u64) -> ConversationState {
+    ConversationState {
+        flow: Some(FlowState {
+            flow: "order_lookup".to_owned(),
+            slot: Some("order_no".to_owned()),
+            slots: BTreeMap::from([("phone".to_owned(), "138 0013 8000（手机）".to_owned())]),
+            retries: 2,
+        }),
+        unanswered: 1,
+        negative_run: 3,
+        handed_off_at: Some(1_699_999_000),
+        last_active: 1_700_000_000,
+        turns,
+        unresolved: BTreeMap::from([("oUser-合同_9".to_owned(), 1_699_999_999)]),
+    }
+}
+
+/// Concurrent writers of one conversation in the no-lost-update check of
+/// [`conversation_store`].
+const WRITERS: u64 = 16;
+
+/// Attempts one writer makes before the contract gives up on the store.
+const MAX_ATTEMPTS: u32 = 1000;
+
+/// [`ConversationStore`]: versions start at 0 and grow by one per write,
+/// compare-and-set refuses stale versions without changing anything,
+/// expired state reads as the default but keeps its version, users are
+/// independent, and concurrent read-modify-write loops lose no update.
+///
+/// Takes an [`Arc`] because it spawns 16 tokio tasks on the
+/// current runtime; run it on a multi-threaded runtime
+/// (`#[tokio::test(flavor = "multi_thread")]`) for real parallelism.
+pub async fn conversation_store(store: Arc<dyn ConversationStore>) {
+    let now = 1_700_000_000;
+    let expires_at = now + 600;
+    let user = openid("oUser-contract_1");
+
+    assert_eq!(
+        store.get(&user, now).await.expect("get"),
+        Versioned::default(),
+        "a user never seen reads version 0 and the default state"
+    );
+
+    let first = conversation(1);
+    assert!(
+        store
+            .compare_and_set(&user, 0, &first, expires_at)
+            .await
+            .expect("compare_and_set"),
+        "the first write, expecting version 0, is stored"
+    );
+    assert_eq!(
+        store.get(&user, now + 1).await.expect("get"),
+        Versioned {
+            version: 1,
+            state: first.clone(),
+        },
+        "the first write reads back as version 1, unchanged"
+    );
+
+    let mut rival = conversation(99);
+    rival.flow = None;
+    for stale in [0, 2, 7] {
+        assert!(
+            !store
+                .compare_and_set(&user, stale, &rival, expires_at)
+                .await
+                .expect("compare_and_set"),
+            "a write expecting version {stale} is refused while version 1 is stored"
+        );
+    }
+    assert_eq!(
+        store.get(&user, now + 1).await.expect("get"),
+        Versioned {
+            version: 1,
+            state: first.clone(),
+        },
+        "refused writes change nothing"
+    );
+
+    let mut second = first.clone();
+    second.turns = 2;
+    second.flow = None;
+    assert!(
+        store
+            .compare_and_set(&user, 1, &second, expires_at)
+            .await
+            .expect("compare_and_set"),
+        "a write expecting the stored version is stored"
+    );
+    assert!(
+        !store
+            .compare_and_set(&user, 1, &rival, expires_at)
+            .await
+            .expect("compare_and_set"),
+        "version 1 is stale once version 2 is stored"
+    );
+    assert_eq!(
+        store.get(&user, expires_at - 1).await.expect("get"),
+        Versioned {
+            version: 2,
+            state: second.clone(),
+        },
+        "a state is read until the second before it expires"
+    );
+
+    assert_eq!(
+        store.get(&user, expires_at).await.expect("get"),
+        Versioned {
+            version: 2,
+            state: ConversationState::default(),
+        },
+        "at expires_at the state reads as the default but keeps its version"
+    );
+    assert!(
+        !store
+            .compare_and_set(&user, 0, &rival, expires_at + 600)
+            .await
+            .expect("compare_and_set"),
+        "an expired conversation still refuses a write that assumes nothing is stored"
+    );
+    let third = conversation(3);
+    assert!(
+        store
+            .compare_and_set(&user, 2, &third, expires_at + 600)
+            .await
+            .expect("compare_and_set"),
+        "a write expecting the expired conversation's version replaces it"
+    );
+    assert_eq!(
+        store.get(&user, expires_at + 1).await.expect("get"),
+        Versioned {
+            version: 3,
+            state: third.clone(),
+        },
+        "the state written over an expired one is read with its new expiry"
+    );
+
+    let other = openid("oUser-contract_2");
+    assert_eq!(
+        store.get(&other, now).await.expect("get"),
+        Versioned::default(),
+        "another user does not see the first user's conversation"
+    );
+    assert!(
+        store
+            .compare_and_set(&other, 0, &rival, expires_at + 600)
+            .await
+            .expect("compare_and_set"),
+        "another user's versions start at 0 of their own"
+    );
+    assert_eq!(
+        store.get(&user, expires_at + 1).await.expect("get"),
+        Versioned {
+            version: 3,
+            state: third,
+        },
+        "writing another user's conversation leaves this one alone"
+    );
+
+    no_lost_update(store, openid("oUser-contract_race"), now).await;
+}
+
+/// [`WRITERS`] tasks each add one turn to the same conversation with a
+/// read-modify-write loop; every increment must survive.
+async fn no_lost_update(store: Arc<dyn ConversationStore>, user: OpenId, now: i64) {
+    let mut writers = Vec::new();
+    for _ in 0..WRITERS {
+        let store = Arc::clone(&store);
+        let user = user.clone();
+        writers.push(tokio::spawn(async move {
+            for _ in 0..MAX_ATTEMPTS {
+                let Versioned { version, mut state } = store.get(&user, now).await.expect("get");
+                state.turns += 1;
+                // Let the other writers read the same version before this
+                // one writes, so the race is run even on one thread.
+                tokio::task::yield_now().await;
+                if store
+                    .compare_and_set(&user, version, &state, now + 600)
+                    .await
+                    .expect("compare_and_set")
+                {
+                    return true;
+                }
+            }
+            false
+        }));
+    }
+    for writer in writers {
+        assert!(
+            writer.await.expect("a writer task panicked"),
+            "a writer lost {MAX_ATTEMPTS} races in a row"
+        );
+    }
+    let last = store.get(&user, now).await.expect("get");
+    assert_eq!(
+        (last.version, last.state.turns),
+        (WRITERS, WRITERS),
+        "{WRITERS} concurrent writers each stored one turn as one version: a lost update otherwise"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    //! The conversation contract must catch the adapters it exists to
+    //! catch: these deliberately broken stores fail it.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::PortError;
+    use crate::memory::MemoryConversationStore;
+
+    /// Writes whatever it is given, ignoring the expected version.
+    #[derive(Default)]
+    struct BlindPut(Mutex<HashMap<OpenId, (u64, ConversationState)>>);
+
+    #[async_trait]
+    impl ConversationStore for BlindPut {
+        async fn get(&self, openid: &OpenId, _now: i64) -> Result<Versioned, PortError> {
+            let map = self.0.lock().expect("lock");
+            Ok(map
+                .get(openid)
+                .map(|(version, state)| Versioned {
+                    version: *version,
+                    state: state.clone(),
+                })
+                .unwrap_or_default())
+        }
+
+        async fn compare_and_set(
+            &self,
+            openid: &OpenId,
+            expected: u64,
+            state: &ConversationState,
+            _expires_at: i64,
+        ) -> Result<bool, PortError> {
+            let mut map = self.0.lock().expect("lock");
+            map.insert(openid.clone(), (expected + 1, state.clone()));
+            Ok(true)
+        }
+    }
+
+    /// Checks the version, then writes later: right one call at a time,
+    /// wrong when two writers check before either writes.
+    #[derive(Default)]
+    struct CheckThenSet(MemoryConversationStore);
+
+    #[async_trait]
+    impl ConversationStore for CheckThenSet {
+        async fn get(&self, openid: &OpenId, now: i64) -> Result<Versioned, PortError> {
+            self.0.get(openid, now).await
+        }
+
+        async fn compare_and_set(
+            &self,
+            openid: &OpenId,
+            expected: u64,
+            state: &ConversationState,
+            expires_at: i64,
+        ) -> Result<bool, PortError> {
+            let stored = self.0.get(openid, i64::MIN).await?.version;
+            if stored != expected {
+                return Ok(false);
+            }
+            tokio::task::yield_now().await;
+            // Overwrite whatever is there now, as a racy adapter would.
+            let current = self.0.get(openid, i64::MIN).await?.version;
+            self.0
+                .compare_and_set(openid, current, state, expires_at)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "is refused while version 1 is stored")]
+    async fn the_conversation_contract_fails_a_store_that_ignores_the_expected_version() {
+        conversation_store(Arc::new(BlindPut::default())).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a lost update otherwise")]
+    async fn the_conversation_contract_fails_a_store_whose_compare_and_set_is_not_atomic() {
+        conversation_store(Arc::new(CheckThenSet::default())).await;
+    }
 }

@@ -3,18 +3,25 @@
 //! Event ids are derived from what happened (the message's dedup key), not
 //! random, so a step that runs twice emits the same id and every consumer
 //! can ignore the second copy.
+//!
+//! Events are forward compatible: a consumer built before a new kind was
+//! added reads it as [`EventKind::Unknown`], keeps the record exactly as it
+//! came (it serialises back unchanged) and skips it, instead of failing the
+//! batch and parking the record in a dead-letter queue.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::Error as _};
+
+use crate::OpenId;
 
 /// One thing that happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Stable id; consumers are idempotent on it.
     pub id: String,
     /// When it happened (Unix seconds).
     pub at: i64,
-    /// What happened.
-    #[serde(flatten)]
+    /// What happened (written flattened, beside `id` and `at`, with a
+    /// `type` tag).
     pub kind: EventKind,
 }
 
@@ -22,6 +29,15 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum EventKind {
+    /// A kind this build does not know, written by a newer one: kept as it
+    /// came and skipped.
+    #[serde(skip)]
+    Unknown {
+        /// Its `type` tag.
+        type_name: String,
+        /// Every field of the record, `id`, `at` and `type` included.
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
     /// A user's message or event was accepted and archived.
     MessageReceived {
         /// Dedup key of the message.
@@ -91,6 +107,151 @@ pub enum EventKind {
         /// The hits, in text order.
         hits: Vec<ComplianceWord>,
     },
+    /// The conversation was handed to human agents.
+    HandoffRequested {
+        /// Dedup key of the message that led to it.
+        msg_key: String,
+        /// The customer.
+        openid: OpenId,
+        /// Why.
+        reason: HandoffReason,
+        /// A VIP customer: agents should take them first.
+        priority: bool,
+    },
+    /// An after-sales ticket was opened for a customer.
+    TicketCreated {
+        /// Dedup key of the message that completed the request.
+        msg_key: String,
+        /// The customer.
+        openid: OpenId,
+        /// The ticket's id in the shop's system.
+        ticket_id: String,
+        /// The order it is about.
+        order_id: String,
+        /// What kind of request (`return`, ...).
+        ticket_kind: String,
+    },
+}
+
+/// The `type` tags of the kinds this build knows.
+const KNOWN_KINDS: [&str; 7] = [
+    "MessageReceived",
+    "ReplySent",
+    "RequestRejected",
+    "MessageClassified",
+    "ComplianceHit",
+    "HandoffRequested",
+    "TicketCreated",
+];
+
+impl EventKind {
+    /// The `type` tag this kind is written with.
+    pub fn type_name(&self) -> &str {
+        match self {
+            EventKind::Unknown { type_name, .. } => type_name,
+            EventKind::MessageReceived { .. } => "MessageReceived",
+            EventKind::ReplySent { .. } => "ReplySent",
+            EventKind::RequestRejected { .. } => "RequestRejected",
+            EventKind::MessageClassified { .. } => "MessageClassified",
+            EventKind::ComplianceHit { .. } => "ComplianceHit",
+            EventKind::HandoffRequested { .. } => "HandoffRequested",
+            EventKind::TicketCreated { .. } => "TicketCreated",
+        }
+    }
+}
+
+/// Why a conversation went to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffReason {
+    /// The customer used a hand-over keyword (转人工, ...).
+    Keyword,
+    /// The intent model read the message as a request for a person or a
+    /// complaint.
+    Intent,
+    /// The bot could not answer several turns in a row.
+    Unanswered,
+    /// The customer was unhappy several turns in a row.
+    NegativeSentiment,
+    /// Too many conversations were already left unresolved by the bot, so
+    /// this one went to a person at its first unanswered turn.
+    Backlog,
+}
+
+impl HandoffReason {
+    /// The snake_case name, as written in events and counters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffReason::Keyword => "keyword",
+            HandoffReason::Intent => "intent",
+            HandoffReason::Unanswered => "unanswered",
+            HandoffReason::NegativeSentiment => "negative_sentiment",
+            HandoffReason::Backlog => "backlog",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct KnownRef<'a> {
+    id: &'a str,
+    at: i64,
+    #[serde(flatten)]
+    kind: &'a EventKind,
+}
+
+#[derive(Deserialize)]
+struct KnownOwned {
+    id: String,
+    at: i64,
+    #[serde(flatten)]
+    kind: EventKind,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.kind {
+            EventKind::Unknown { fields, .. } => fields.serialize(s),
+            kind => KnownRef {
+                id: &self.id,
+                at: self.at,
+                kind,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let type_name = match fields.get("type") {
+            Some(serde_json::Value::String(t)) => t.clone(),
+            _ => return Err(D::Error::custom("event without a string `type`")),
+        };
+        if KNOWN_KINDS.contains(&type_name.as_str()) {
+            let known: KnownOwned = serde_json::from_value(serde_json::Value::Object(fields))
+                .map_err(D::Error::custom)?;
+            return Ok(Event {
+                id: known.id,
+                at: known.at,
+                kind: known.kind,
+            });
+        }
+        let id = fields
+            .get("id")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| D::Error::custom("event without a string `id`"))?
+            .to_owned();
+        let at = fields
+            .get("at")
+            .and_then(|v| v.as_i64())
+            .ok_or_else(|| D::Error::custom("event without an integer `at`"))?;
+        Ok(Event {
+            id,
+            at,
+            kind: EventKind::Unknown { type_name, fields },
+        })
+    }
 }
 
 /// Which way a checked text was going.
@@ -238,6 +399,49 @@ impl Event {
         }
     }
 
+    /// The event for a hand-over to people; id `handoff:{msg_key}`.
+    pub fn handoff_requested(
+        msg_key: &str,
+        openid: &OpenId,
+        reason: HandoffReason,
+        priority: bool,
+        at: i64,
+    ) -> Self {
+        Self {
+            id: format!("handoff:{msg_key}"),
+            at,
+            kind: EventKind::HandoffRequested {
+                msg_key: msg_key.to_owned(),
+                openid: openid.clone(),
+                reason,
+                priority,
+            },
+        }
+    }
+
+    /// The event for a ticket opened by message `msg_key`; id
+    /// `ticket:{msg_key}`.
+    pub fn ticket_created(
+        msg_key: &str,
+        openid: &OpenId,
+        ticket_id: &str,
+        order_id: &str,
+        ticket_kind: &str,
+        at: i64,
+    ) -> Self {
+        Self {
+            id: format!("ticket:{msg_key}"),
+            at,
+            kind: EventKind::TicketCreated {
+                msg_key: msg_key.to_owned(),
+                openid: openid.clone(),
+                ticket_id: ticket_id.to_owned(),
+                order_id: order_id.to_owned(),
+                ticket_kind: ticket_kind.to_owned(),
+            },
+        }
+    }
+
     /// The event for a refused request. `unique` must differ per request.
     pub fn request_rejected(reason: &str, unique: &str, at: i64) -> Self {
         Self {
@@ -261,6 +465,64 @@ mod tests {
         assert!(json.contains(r#""type":"MessageReceived""#), "{json}");
         let back: Event = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, e);
+    }
+
+    fn one_of_each_kind() -> Vec<Event> {
+        let openid = OpenId::parse("o-1").expect("openid");
+        vec![
+            Event::message_received(
+                "msg:1",
+                "o-1",
+                "text",
+                1,
+                Some(Understanding::new("greeting", "neutral")),
+            ),
+            Event::reply_sent("msg:1", "o-1", "text", 2),
+            Event::request_rejected("bad_signature", "r1", 3),
+            Event::message_classified("msg:1", "o-1", 1, "greeting", 0.9, "neutral", 0.0, 4),
+            Event::compliance_hit(
+                "msg:1",
+                "o-1",
+                Direction::Inbound,
+                "flag",
+                "recorded",
+                vec![],
+                5,
+            ),
+            Event::handoff_requested("msg:1", &openid, HandoffReason::Backlog, true, 6),
+            Event::ticket_created("msg:1", &openid, "AS000001", "2026112000958", "return", 7),
+        ]
+    }
+
+    #[test]
+    fn every_known_kind_round_trips_and_is_listed_as_known() {
+        for event in one_of_each_kind() {
+            let json = serde_json::to_value(&event).expect("serialise");
+            assert_eq!(json["type"], event.kind.type_name(), "{json}");
+            assert!(KNOWN_KINDS.contains(&event.kind.type_name()));
+            let back: Event = serde_json::from_value(json).expect("parse");
+            assert_eq!(back, event);
+        }
+        assert_eq!(one_of_each_kind().len(), KNOWN_KINDS.len());
+    }
+
+    #[test]
+    fn a_kind_from_a_newer_version_is_kept_unchanged_as_unknown() {
+        let text = r#"{"id":"refund:msg:9","at":1700000000,"type":"RefundIssued","amount_cents":6900,"openid":"o-9"}"#;
+        let event: Event = serde_json::from_str(text).expect("an unknown kind still parses");
+        assert_eq!(event.id, "refund:msg:9");
+        assert_eq!(event.kind.type_name(), "RefundIssued");
+        assert!(matches!(event.kind, EventKind::Unknown { .. }));
+        let again: serde_json::Value = serde_json::to_value(&event).expect("serialise");
+        let original: serde_json::Value = serde_json::from_str(text).expect("json");
+        assert_eq!(again, original, "the record is written back as it came");
+    }
+
+    #[test]
+    fn a_known_kind_with_broken_fields_is_still_an_error() {
+        let text = r#"{"id":"reply:x","at":1,"type":"ReplySent","msg_key":"x"}"#;
+        assert!(serde_json::from_str::<Event>(text).is_err());
+        assert!(serde_json::from_str::<Event>(r#"{"id":"x","at":1}"#).is_err());
     }
 
     #[test]

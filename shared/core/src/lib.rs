@@ -27,13 +27,22 @@
 pub mod analytics;
 pub mod clock;
 pub mod contract;
+pub mod conversation;
 pub mod event;
 pub mod memory;
 pub mod ports;
+pub mod shop;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use event::{ComplianceWord, Direction, Event, EventKind, Understanding};
+pub use conversation::{
+    BOARD_KEY, ConversationState, ConversationStore, FlowState, IdError, OpenId, Outgoing,
+    Versioned,
+};
+pub use event::{ComplianceWord, Direction, Event, EventKind, HandoffReason, Understanding};
 pub use ports::{
     ArchivedMessage, Begin, Counters, EventLog, EventSink, IdempotencyStore, MessageArchive,
     PortError,
+};
+pub use shop::{
+    NewTicket, Order, OrderItem, OrderStatus, OrderSystem, Profile, ProfileStore, TicketSink,
 };

@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::{
-    ArchivedMessage, Begin, Counters, Event, EventLog, EventSink, IdempotencyStore, MessageArchive,
-    PortError,
+    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
+    EventSink, IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,6 +184,63 @@ impl EventLog for MemoryEventLog {
     }
 }
 
+/// One user's conversation as the memory store keeps it.
+#[derive(Debug, Clone)]
+struct StoredConversation {
+    version: u64,
+    state: ConversationState,
+    expires_at: i64,
+}
+
+/// [`ConversationStore`] in a map. Expired conversations stay in the map
+/// (reading as the default state, with their version) until dropped.
+#[derive(Debug, Default)]
+pub struct MemoryConversationStore(Mutex<HashMap<OpenId, StoredConversation>>);
+
+#[async_trait]
+impl ConversationStore for MemoryConversationStore {
+    async fn get(&self, openid: &OpenId, now: i64) -> Result<Versioned, PortError> {
+        Ok(match lock(&self.0).get(openid) {
+            None => Versioned::default(),
+            Some(stored) if now >= stored.expires_at => Versioned {
+                version: stored.version,
+                state: ConversationState::default(),
+            },
+            Some(stored) => Versioned {
+                version: stored.version,
+                state: stored.state.clone(),
+            },
+        })
+    }
+
+    async fn compare_and_set(
+        &self,
+        openid: &OpenId,
+        expected: u64,
+        state: &ConversationState,
+        expires_at: i64,
+    ) -> Result<bool, PortError> {
+        let version = expected
+            .checked_add(1)
+            .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))?;
+        // Compare and set under one lock: that is what makes it atomic.
+        let mut map = lock(&self.0);
+        let stored = map.get(openid).map_or(0, |c| c.version);
+        if stored != expected {
+            return Ok(false);
+        }
+        map.insert(
+            openid.clone(),
+            StoredConversation {
+                version,
+                state: state.clone(),
+                expires_at,
+            },
+        );
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod contract_tests {
     use super::*;
@@ -207,6 +264,13 @@ mod contract_tests {
     #[tokio::test]
     async fn memory_event_log_keeps_the_event_log_contract() {
         contract::event_log(&MemoryEventLog::default()).await;
+    }
+
+    // Several worker threads, so the contract's concurrent writers really
+    // run at the same time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_conversation_store_keeps_the_conversation_store_contract() {
+        contract::conversation_store(std::sync::Arc::new(MemoryConversationStore::default())).await;
     }
 
     #[tokio::test]

@@ -19,7 +19,18 @@
 //! assert_eq!(rules.answer("你好"), None);
 //! ```
 
+pub mod faq;
+
+pub use faq::{Faq, FaqEntry, FaqMatch};
+
 use serde::Deserialize;
+
+pub mod config;
+pub mod engine;
+pub mod template;
+
+pub use config::DEFAULT_DIALOG;
+pub use engine::{Decision, Dialog, Input, Shop, Turn};
 
 /// The rules shipped with wca (`default-rules.toml`).
 pub const DEFAULT_RULES: &str = include_str!("../default-rules.toml");
@@ -30,6 +41,20 @@ pub enum DialogError {
     /// The file is not valid TOML or has unknown or mistyped keys.
     #[error("rules file: {0}")]
     Syntax(String),
+    /// The dialog configuration is wrong; `line` is known for TOML syntax
+    /// and type errors.
+    #[error("{origin}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Config {
+        /// The file.
+        origin: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// An FAQ file could not be loaded (the message names file and line).
+    #[error("{0}")]
+    Faq(String),
     /// A rule is well-formed TOML but makes no sense.
     #[error("rule {index}: {reason}")]
     BadRule {

@@ -63,7 +63,7 @@ use serde::Serialize;
 pub use dict::{Action, BUILTIN_ALLOW, BUILTIN_DENY, DenyEntry, Dictionary};
 pub use reload::{DictionaryFiles, DictionarySource, ReloadingFilter};
 
-use normalize::{Alphabet, Scanner, Step, fold, fold_word, is_latin_alnum};
+use normalize::{Alphabet, Class, Scanner, Step, fold, fold_word, is_latin_alnum};
 
 /// Everything that can go wrong building a filter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -958,9 +958,30 @@ fn glued_after(text: &str, end: usize) -> bool {
         .is_some_and(|c| is_latin_alnum(fold(c).0))
 }
 
+/// Folds a text the way the matcher sees it, for other crates that compare
+/// texts (the FAQ retrieval of `wca-dialog`): each character through the
+/// same one-to-one fold (width, case, digit styles, traditional →
+/// simplified), keeping letters, digits and CJK characters and dropping
+/// spaces, punctuation, symbols, emoji, invisible characters and line
+/// breaks.
+///
+/// ```
+/// assert_eq!(wca_filter::fold_text("發貨要幾天？ＳＦ，①２3！"), "发货要几天sf123");
+/// ```
+pub fn fold_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let (folded, class) = fold(c);
+        if class == Class::Word || folded.is_alphanumeric() {
+            out.push(folded);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::reserve_projected;
+    use super::{fold_text, reserve_projected};
 
     #[test]
     fn hit_space_is_projected_from_the_density_so_far_once_a_sample_is_read() {
@@ -983,5 +1004,21 @@ mod tests {
         hits.shrink_to_fit();
         reserve_projected(&mut hits, 1, 5_000_000, 10_000_000);
         assert!(hits.capacity() < 16, "{}", hits.capacity());
+    }
+
+    #[test]
+    fn fold_text_folds_like_the_matcher_and_drops_everything_but_words() {
+        let table = [
+            ("退貨運費誰付？", "退货运费谁付"),
+            ("ＶＩＰ會員", "vip会员"),
+            ("满 99 包邮~~😊", "满99包邮"),
+            ("稳\u{200b}赚\n不赔", "稳赚不赔"),
+            ("⑴號", "1号"),
+            ("", ""),
+            ("？！…", ""),
+        ];
+        for (text, want) in table {
+            assert_eq!(fold_text(text), want, "{text:?}");
+        }
     }
 }

@@ -32,6 +32,24 @@ pub enum LocalError {
     /// A stored value could not be decoded.
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// A data file (orders, profiles, tickets) could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of a data file is not what it should be.
+    #[error("{origin}:{line}: {reason}")]
+    BadLine {
+        /// The file (or other source) it came from.
+        origin: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The background thread running a store operation panicked or was
     /// cancelled (the runtime is shutting down).
     #[error("store task did not finish: {0}")]

@@ -7,13 +7,16 @@
 //!
 //! - [`RedbStore`] implements [`MessageArchive`](wca_core::MessageArchive),
 //!   [`IdempotencyStore`](wca_core::IdempotencyStore),
-//!   [`Counters`](wca_core::Counters) and [`EventLog`](wca_core::EventLog),
+//!   [`Counters`](wca_core::Counters), [`EventLog`](wca_core::EventLog) and
+//!   [`ConversationStore`](wca_core::ConversationStore),
 //!   with the same semantics as the memory adapters (the `wca_core::contract`
 //!   suites run against it);
 //! - [`event_channel`] gives an [`EventSink`](wca_core::EventSink) and the
 //!   receiving end of a bounded queue, which [`spawn_analytics`] drains into
 //!   counters;
-//! - [`spawn_retention`] deletes expired data on a timer.
+//! - [`spawn_retention`] deletes expired data on a timer;
+//! - [`JsonlOrders`], [`JsonlProfiles`] and [`JsonlTickets`] are the shop
+//!   ports over JSONL files (the demo shop's data).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -45,10 +48,12 @@ mod analytics;
 mod channel;
 mod error;
 mod retention;
+mod shop_files;
 mod store;
 
 pub use analytics::spawn_analytics;
 pub use channel::{ChannelEventSink, event_channel};
 pub use error::LocalError;
 pub use retention::spawn_retention;
+pub use shop_files::{JsonlOrders, JsonlProfiles, JsonlTickets};
 pub use store::{Purged, RedbStore};

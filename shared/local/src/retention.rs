@@ -32,6 +32,7 @@ pub fn spawn_retention(store: RedbStore, clock: Arc<dyn Clock>, every: Duration)
                     idempotency_keys = purged.idempotency_keys,
                     counter_markers = purged.counter_markers,
                     events = purged.events,
+                    conversations = purged.conversations,
                     "retention pass purged {} expired entries",
                     purged.total()
                 ),

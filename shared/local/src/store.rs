@@ -1,16 +1,18 @@
 //! [`RedbStore`]: the durable ports of `wca serve` in one redb file.
 //!
 //! One store implements [`MessageArchive`], [`IdempotencyStore`],
-//! [`Counters`] and [`EventLog`], each in its own tables, with the same
+//! [`Counters`], [`EventLog`] and [`ConversationStore`], each in its own
+//! tables, with the same
 //! semantics as the memory adapters in `wca_core::memory` (the contract
 //! suites run against both).
 //!
 //! Every entry that can expire also has a row in an expiry index keyed by
 //! `(expires_at, key)`, so a purge reads only what has expired instead of
 //! decoding the whole archive. Each operation is a single redb transaction:
-//! "first write wins" and "all keys of an `add_once` or none" hold under
-//! concurrent callers, because redb serialises write transactions (and a
-//! file is open in one process at a time).
+//! "first write wins", "all keys of an `add_once` or none" and
+//! compare-and-set of a conversation hold under concurrent callers, because
+//! redb serialises write transactions (and a file is open in one process at
+//! a time).
 //!
 //! redb is a blocking library (file I/O and, on commit, `fsync`), so every
 //! call runs on tokio's blocking pool via `spawn_blocking` rather than
@@ -22,7 +24,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use wca_core::{
-    ArchivedMessage, Begin, Counters, Event, EventLog, IdempotencyStore, MessageArchive, PortError,
+    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
+    IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
 };
 
 use crate::LocalError;
@@ -44,6 +47,9 @@ const MARKER_EXPIRY: ExpiryIndex = TableDefinition::new("counter_marker_expiry")
 /// Event id → [`Event`] as JSON.
 const EVENTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("events");
 const EVENT_EXPIRY: ExpiryIndex = TableDefinition::new("event_expiry");
+/// OpenID → [`StoredConversation`] in its byte encoding.
+const CONVERSATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("conversations");
+const CONVERSATION_EXPIRY: ExpiryIndex = TableDefinition::new("conversation_expiry");
 
 /// The embedded store: every durable port of `wca serve` over one redb file.
 ///
@@ -65,12 +71,19 @@ pub struct Purged {
     pub counter_markers: u64,
     /// Event-log entries past their expiry.
     pub events: u64,
+    /// Conversation states past their expiry. Their versions go with them:
+    /// the user's next conversation starts again at version 0.
+    pub conversations: u64,
 }
 
 impl Purged {
     /// Everything deleted, all kinds together.
     pub fn total(&self) -> u64 {
-        self.messages + self.idempotency_keys + self.counter_markers + self.events
+        self.messages
+            + self.idempotency_keys
+            + self.counter_markers
+            + self.events
+            + self.conversations
     }
 }
 
@@ -100,11 +113,13 @@ impl RedbStore {
         txn.open_table(COUNTERS)?;
         txn.open_table(MARKERS)?;
         txn.open_table(EVENTS)?;
+        txn.open_table(CONVERSATIONS)?;
         for index in [
             ARCHIVE_EXPIRY,
             IDEMPOTENCY_EXPIRY,
             MARKER_EXPIRY,
             EVENT_EXPIRY,
+            CONVERSATION_EXPIRY,
         ] {
             txn.open_table(index)?;
         }
@@ -113,8 +128,9 @@ impl RedbStore {
     }
 
     /// Deletes everything that expired at or before `now`: archived
-    /// messages, idempotency claims and results, counter once-markers and
-    /// event-log entries, in one transaction. Counter values are kept.
+    /// messages, idempotency claims and results, counter once-markers,
+    /// event-log entries and conversation states, in one transaction.
+    /// Counter values are kept.
     pub async fn purge(&self, now: i64) -> Result<Purged, PortError> {
         self.blocking(move |db| {
             let txn = db.begin_write()?;
@@ -123,6 +139,7 @@ impl RedbStore {
                 idempotency_keys: purge_expired(&txn, IDEMPOTENCY_EXPIRY, IDEMPOTENCY, now)?,
                 counter_markers: purge_expired(&txn, MARKER_EXPIRY, MARKERS, now)?,
                 events: purge_expired(&txn, EVENT_EXPIRY, EVENTS, now)?,
+                conversations: purge_expired(&txn, CONVERSATION_EXPIRY, CONVERSATIONS, now)?,
             };
             txn.commit()?;
             Ok(purged)
@@ -506,6 +523,127 @@ impl EventLog for RedbStore {
     }
 }
 
+/// One user's conversation, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredConversation {
+    version: u64,
+    expires_at: i64,
+    state: ConversationState,
+}
+
+impl StoredConversation {
+    /// The version as 8 big-endian bytes, the expiry as 8 more, then the
+    /// state as JSON.
+    fn encode(&self) -> Result<Vec<u8>, PortError> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        serde_json::to_writer(&mut out, &self.state).map_err(cannot_encode)?;
+        Ok(out)
+    }
+
+    /// The version and expiry only: what compare-and-set needs, readable
+    /// even when the state's JSON is not.
+    fn decode_header(bytes: &[u8]) -> Result<(u64, i64, &[u8]), LocalError> {
+        let corrupt = || LocalError::Corrupt("conversations: row shorter than its header".into());
+        let (version, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let (expires_at, json) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        Ok((
+            u64::from_be_bytes(*version),
+            i64::from_be_bytes(*expires_at),
+            json,
+        ))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, LocalError> {
+        let (version, expires_at, json) = Self::decode_header(bytes)?;
+        Ok(Self {
+            version,
+            expires_at,
+            state: serde_json::from_slice(json).map_err(corrupt_row("conversations"))?,
+        })
+    }
+}
+
+#[async_trait]
+impl ConversationStore for RedbStore {
+    async fn get(&self, openid: &OpenId, now: i64) -> Result<Versioned, PortError> {
+        let key = openid.as_str().to_owned();
+        self.blocking(move |db| {
+            let Some(bytes) = read_bytes(db, CONVERSATIONS, &key)? else {
+                return Ok(Versioned::default());
+            };
+            let (version, expires_at, _) = StoredConversation::decode_header(&bytes)?;
+            // An expired state is not decoded: it reads as the default
+            // whatever it holds, and the next write replaces it.
+            if now >= expires_at {
+                return Ok(Versioned {
+                    version,
+                    state: ConversationState::default(),
+                });
+            }
+            let stored = StoredConversation::decode(&bytes)?;
+            Ok(Versioned {
+                version: stored.version,
+                state: stored.state,
+            })
+        })
+        .await
+    }
+
+    async fn compare_and_set(
+        &self,
+        openid: &OpenId,
+        expected: u64,
+        state: &ConversationState,
+        expires_at: i64,
+    ) -> Result<bool, PortError> {
+        let version = expected
+            .checked_add(1)
+            .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))?;
+        let row = StoredConversation {
+            version,
+            expires_at,
+            state: state.clone(),
+        }
+        .encode()?;
+        let key = openid.as_str().to_owned();
+        self.blocking(move |db| {
+            // Read, compare and write in one write transaction: redb runs
+            // one at a time, so no other writer can slip in between.
+            let txn = db.begin_write()?;
+            let stored = {
+                let mut rows = txn.open_table(CONVERSATIONS)?;
+                let previous = rows
+                    .get(key.as_str())?
+                    .map(|bytes| {
+                        StoredConversation::decode_header(bytes.value())
+                            .map(|(version, expires_at, _)| (version, expires_at))
+                    })
+                    .transpose()?;
+                if previous.map_or(0, |(version, _)| version) == expected {
+                    let mut index = txn.open_table(CONVERSATION_EXPIRY)?;
+                    if let Some((_, previous_expiry)) = previous {
+                        index.remove((previous_expiry, key.as_str()))?;
+                    }
+                    rows.insert(key.as_str(), row.as_slice())?;
+                    index.insert((expires_at, key.as_str()), ())?;
+                    true
+                } else {
+                    false
+                }
+            };
+            if stored {
+                txn.commit()?;
+            } else {
+                txn.abort()?;
+            }
+            Ok(stored)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +690,93 @@ mod tests {
     async fn redb_store_keeps_the_event_log_contract() {
         let (_dir, store) = fresh();
         contract::event_log(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redb_store_keeps_the_conversation_store_contract() {
+        let (_dir, store) = fresh();
+        contract::conversation_store(Arc::new(store)).await;
+    }
+
+    fn openid(s: &str) -> OpenId {
+        OpenId::parse(s).expect("valid OpenID")
+    }
+
+    /// Writes `bytes` as `key`'s conversation row, bypassing the encoding.
+    fn put_raw_conversation(store: &RedbStore, key: &str, bytes: &[u8]) {
+        let txn = store.db.begin_write().expect("begin");
+        txn.open_table(CONVERSATIONS)
+            .expect("table")
+            .insert(key, bytes)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_conversation_row_reads_as_corrupt() {
+        let (_dir, store) = fresh();
+        let now: i64 = 1_700_000_000;
+        let mut bad_json = 3u64.to_be_bytes().to_vec();
+        bad_json.extend_from_slice(&(now + 600).to_be_bytes());
+        bad_json.extend_from_slice(b"{\"turns\": \"many\"");
+        for (key, bytes) in [
+            ("o-empty", &b""[..]),
+            ("o-short", &b"\0\0\0\0\0\0\0\x01\0\0"[..]),
+            ("o-bad-json", &bad_json[..]),
+        ] {
+            put_raw_conversation(&store, key, bytes);
+            let got = ConversationStore::get(&store, &openid(key), now).await;
+            assert!(matches!(got, Err(PortError::Corrupt(_))), "{key}: {got:?}");
+        }
+        let got = store
+            .compare_and_set(&openid("o-short"), 0, &ConversationState::default(), now)
+            .await;
+        assert!(
+            matches!(got, Err(PortError::Corrupt(_))),
+            "a write over a row whose version cannot be read is refused: {got:?}"
+        );
+    }
+
+    #[test]
+    fn conversation_rows_round_trip() {
+        let stored = StoredConversation {
+            version: u64::MAX - 1,
+            expires_at: -7,
+            state: ConversationState {
+                handed_off_at: Some(1_700_000_000),
+                turns: 42,
+                ..ConversationState::default()
+            },
+        };
+        let bytes = stored.encode().expect("encode");
+        assert_eq!(StoredConversation::decode(&bytes).expect("decode"), stored);
+    }
+
+    #[tokio::test]
+    async fn a_conversation_survives_closing_and_reopening_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wca.redb");
+        let user = openid("o-user");
+        let state = ConversationState {
+            turns: 5,
+            ..ConversationState::default()
+        };
+        {
+            let store = RedbStore::open(&path).expect("open");
+            assert!(
+                store
+                    .compare_and_set(&user, 0, &state, 2_000_000_000)
+                    .await
+                    .expect("compare_and_set")
+            );
+        }
+        let store = RedbStore::open(&path).expect("reopen");
+        assert_eq!(
+            ConversationStore::get(&store, &user, 1_700_000_000)
+                .await
+                .expect("get"),
+            Versioned { version: 1, state }
+        );
     }
 
     #[tokio::test]
@@ -658,6 +883,36 @@ mod tests {
         let new_event = Event::request_rejected("bad_signature", "r-2", now);
         assert!(store.record(&old_event, now).await.expect("record"));
         assert!(store.record(&new_event, now + 1).await.expect("record"));
+        let (old_user, new_user) = (openid("o-old"), openid("o-new"));
+        let state = ConversationState {
+            turns: 1,
+            ..ConversationState::default()
+        };
+        assert!(
+            store
+                .compare_and_set(&old_user, 0, &state, now - 10)
+                .await
+                .expect("compare_and_set")
+        );
+        // Rewritten with a later expiry: the old index row must go too.
+        assert!(
+            store
+                .compare_and_set(&old_user, 1, &state, now)
+                .await
+                .expect("compare_and_set")
+        );
+        assert!(
+            store
+                .compare_and_set(&new_user, 0, &state, now - 10)
+                .await
+                .expect("compare_and_set")
+        );
+        assert!(
+            store
+                .compare_and_set(&new_user, 1, &state, now + 1)
+                .await
+                .expect("compare_and_set")
+        );
 
         let purged = store.purge(now).await.expect("purge");
         assert_eq!(
@@ -666,10 +921,25 @@ mod tests {
                 messages: 1,
                 idempotency_keys: 2,
                 counter_markers: 1,
-                events: 1
+                events: 1,
+                conversations: 1,
             }
         );
-        assert_eq!(purged.total(), 5);
+        assert_eq!(purged.total(), 6);
+        assert_eq!(
+            ConversationStore::get(&store, &old_user, now)
+                .await
+                .expect("get"),
+            Versioned::default(),
+            "a purged conversation is forgotten, version and all"
+        );
+        assert_eq!(
+            ConversationStore::get(&store, &new_user, now)
+                .await
+                .expect("get"),
+            Versioned { version: 2, state },
+            "a conversation whose rewrite moved its expiry survives the purge"
+        );
         assert_eq!(store.stored_messages().await.expect("count"), 1);
         assert!(
             MessageArchive::get(&store, "msg:new", now)

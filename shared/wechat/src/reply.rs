@@ -86,6 +86,20 @@ pub enum Reply {
     },
 }
 
+impl From<&wca_core::Outgoing> for Reply {
+    /// The passive reply that says what the domain's reply says.
+    fn from(out: &wca_core::Outgoing) -> Self {
+        match out {
+            wca_core::Outgoing::Text { content } => Reply::Text {
+                content: content.clone(),
+            },
+            wca_core::Outgoing::TransferToAgent { kf_account } => Reply::TransferCustomerService {
+                kf_account: kf_account.clone(),
+            },
+        }
+    }
+}
+
 impl Reply {
     /// The reply's `MsgType`.
     pub fn kind_label(&self) -> &'static str {

@@ -1,0 +1,103 @@
+//! Reply templates with personal variables: `{name}`, `{vip}`,
+//! `{vip_level}`, `{tags}` and `{last_order}`, filled from the customer's
+//! profile. Templates are checked when the configuration loads, so an
+//! operator's typo (`{nmae}`) is an error at start-up, not a reply that
+//! shows braces to a customer.
+
+use wca_core::Profile;
+
+/// The variables a template may use.
+pub const VARIABLES: [&str; 5] = ["name", "vip", "vip_level", "tags", "last_order"];
+
+/// The names of the membership levels 0 to 3 (the demo shop's
+/// `member-levels` FAQ entry).
+pub const VIP_NAMES: [&str; 4] = ["普通", "银卡", "金卡", "黑金"];
+
+/// Checks that every `{...}` in `template` names a known variable.
+pub fn check(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err("has a `{` without a closing `}`".to_owned());
+        };
+        let name = &after[..close];
+        if !VARIABLES.contains(&name) {
+            return Err(format!(
+                "uses {{{name}}}, which is not one of {{{}}}",
+                VARIABLES.join("}, {")
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// Fills `template` for a customer. Without a profile, `{name}` becomes
+/// `anonymous` and the other variables become empty.
+pub fn render(template: &str, profile: Option<&Profile>, anonymous: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let name = &after[..close];
+        match (name, profile) {
+            ("name", Some(p)) => out.push_str(&p.name),
+            ("name", None) => out.push_str(anonymous),
+            ("vip", Some(p)) => out.push_str(VIP_NAMES[usize::from(p.vip_level.min(3))]),
+            ("vip_level", Some(p)) => out.push_str(&format!("V{}", p.vip_level)),
+            ("tags", Some(p)) => out.push_str(&p.tags.join("、")),
+            ("last_order", Some(p)) => out.push_str(p.last_order_id.as_deref().unwrap_or("")),
+            _ => {}
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wca_core::OpenId;
+
+    fn profile() -> Profile {
+        Profile {
+            openid: OpenId::parse("o_demo_user01").expect("openid"),
+            name: "陈静".into(),
+            vip_level: 3,
+            tags: vec!["VIP".into(), "复购".into()],
+            last_order_id: Some("2026112000958".into()),
+        }
+    }
+
+    #[test]
+    fn variables_are_filled_from_the_profile() {
+        let p = profile();
+        let text = render(
+            "{name}您好，{vip}会员（{vip_level}，{tags}），最近订单{last_order}",
+            Some(&p),
+            "亲",
+        );
+        assert_eq!(
+            text,
+            "陈静您好，黑金会员（V3，VIP、复购），最近订单2026112000958"
+        );
+    }
+
+    #[test]
+    fn without_a_profile_the_name_is_the_anonymous_form() {
+        assert_eq!(render("{name}您好{vip}", None, "亲"), "亲您好");
+    }
+
+    #[test]
+    fn unknown_variables_and_unclosed_braces_are_refused() {
+        assert!(check("{name}好").is_ok());
+        assert!(check("{nmae}好").expect_err("typo").contains("{nmae}"));
+        assert!(check("你好{name").is_err());
+    }
+}
