@@ -391,10 +391,16 @@ async fn a_denied_word_in_a_message_is_scanned_by_the_filter_function_and_record
     let response = filter.handle_batch(as_sqs_event(&scanned)).await;
     assert!(response.batch_item_failures.is_empty());
 
-    // Analytics gets MessageReceived and two copies of the same
-    // ComplianceHit (the webhook's and the scan's): it records one.
-    let events = receive_n(&stack.queue, 3).await;
-    assert_eq!(events.len(), 3, "{events:?}");
+    // Analytics gets MessageReceived, the clarifying reply's ReplySent and
+    // two copies of the same ComplianceHit (the webhook's and the scan's):
+    // it records one.
+    let events = receive_n(&stack.queue, 4).await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    let hits = events
+        .iter()
+        .filter(|e| e.body.contains("\"detail-type\": \"ComplianceHit\""))
+        .count();
+    assert_eq!(hits, 2, "{events:?}");
     let analytics = Analytics::new(store.clone(), store, tz.clone());
     assert!(
         analytics

@@ -18,7 +18,7 @@ use wca_filter::{DictionaryFiles, ReloadingFilter};
 use wca_local::{JsonlOrders, JsonlProfiles, JsonlTickets};
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo-shop");
-const SNAPSHOT: i64 = 1_763_604_000;
+const SNAPSHOT: i64 = 1_795_140_000;
 
 fn pipeline() -> Pipeline {
     let dialog = Dialog::load_section(&Path::new(DEMO).join("wca.toml")).expect("demo dialog");

@@ -36,10 +36,10 @@
 //!     msg_key: "msg:1",
 //!     openid: "o_demo_user01",
 //!     msg_type: "text",
-//!     create_time: 1_763_604_000,
+//!     create_time: 1_795_140_000,
 //!     input: Input::Text("你好"),
 //! };
-//! let outcome = pipeline.handle(&message, 1_763_604_000).await.unwrap();
+//! let outcome = pipeline.handle(&message, 1_795_140_000).await.unwrap();
 //! assert!(matches!(outcome.reply, Some(Outgoing::Text { .. })));
 //! # });
 //! ```
@@ -278,8 +278,12 @@ impl Pipeline {
                 .compare_and_set(openid, stored.version, &decision.state, now + ttl)
                 .await?
             {
-                if was_unresolved != is_unresolved {
-                    self.mark_unresolved(openid, is_unresolved, now).await?;
+                // The board is advisory: the turn is decided and stored, so
+                // a failure to update it must not make WeChat retry it.
+                if was_unresolved != is_unresolved
+                    && let Err(e) = self.mark_unresolved(openid, is_unresolved, now).await
+                {
+                    tracing::warn!(msg_key = message.msg_key, error = %e, "board of unresolved conversations not updated");
                 }
                 tracing::info!(msg_key = message.msg_key, route = %decision.route, "decided");
                 return Ok((decision.reply, decision.events, decision.route));

@@ -14,7 +14,7 @@ use wca_filter::{DictionaryFiles, ReloadingFilter};
 use wca_local::{JsonlOrders, JsonlProfiles, JsonlTickets, RedbStore};
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo-shop");
-const SNAPSHOT: i64 = 1_763_604_000;
+const SNAPSHOT: i64 = 1_795_140_000;
 
 fn filter() -> ReloadingFilter {
     ReloadingFilter::new(

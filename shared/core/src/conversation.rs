@@ -37,8 +37,9 @@ pub struct IdError {
 
 impl OpenId {
     /// Accepts 1 to [`MAX_OPENID_LEN`] bytes of printable ASCII without
-    /// spaces: what WeChat sends, and what can be a store key on every
-    /// adapter.
+    /// spaces and not starting with `~`: what WeChat sends, and what can be
+    /// a store key on every adapter (`~` keys are reserved for records such
+    /// as [`BOARD_KEY`], which no sender may write).
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let bad = |reason| IdError {
             what: "OpenID",
@@ -52,6 +53,9 @@ impl OpenId {
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(bad("holds characters other than printable ASCII"));
+        }
+        if s.starts_with('~') {
+            return Err(bad("starts with `~`, which is reserved"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -209,7 +213,7 @@ mod tests {
     fn openids_are_printable_ascii_of_bounded_length() {
         assert!(OpenId::parse("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o").is_ok());
         assert!(OpenId::parse("o_demo_user01").is_ok());
-        for bad in ["", "o user", "o\nuser", "用户", &"x".repeat(129)] {
+        for bad in ["", "o user", "o\nuser", "用户", &"x".repeat(129), BOARD_KEY] {
             assert!(OpenId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

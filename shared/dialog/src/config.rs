@@ -278,6 +278,9 @@ impl Dialog {
             return Err(bad("min_confidence must be between 0 and 1".to_owned()));
         }
         dialog.flow_confidence = spec.flow_confidence.unwrap_or(dialog.flow_confidence);
+        if !(0.0..=1.0).contains(&dialog.flow_confidence) {
+            return Err(bad("flow_confidence must be between 0 and 1".to_owned()));
+        }
         dialog.negative_score = spec.negative_score.unwrap_or(dialog.negative_score);
         dialog.clarify = text("clarify", spec.clarify, &dialog.clarify)?;
         dialog.anonymous_name = spec.anonymous_name.unwrap_or(dialog.anonymous_name);
@@ -288,6 +291,14 @@ impl Dialog {
         dialog.cancelled = text("cancelled", spec.cancelled, &dialog.cancelled)?;
         dialog.flow_failed = text("flow_failed", spec.flow_failed, &dialog.flow_failed)?;
         dialog.idle_timeout_secs = spec.idle_timeout_secs.unwrap_or(dialog.idle_timeout_secs);
+        if dialog.idle_timeout_secs < 1 {
+            return Err(bad("idle_timeout_secs must be at least 1".to_owned()));
+        }
+        if dialog.cancel_words.iter().any(|w| w.trim().is_empty()) {
+            return Err(bad(
+                "cancel_words holds an empty word, which would cancel every answer".to_owned(),
+            ));
+        }
         dialog.return_window_days = spec.return_window_days.unwrap_or(dialog.return_window_days);
         if let Some(t) = spec.policy_time {
             let ts: jiff::Timestamp = t.parse().map_err(|_| {
@@ -315,8 +326,9 @@ impl Dialog {
         };
         for f in spec.flows {
             let flow = build_flow(f).map_err(bad)?;
-            if dialog.flows.insert(flow.name.clone(), flow).is_some() {
-                return Err(bad("two flows have the same name".to_owned()));
+            let name = flow.name.clone();
+            if dialog.flows.insert(name.clone(), flow).is_some() {
+                return Err(bad(format!("two flows are named {name:?}")));
             }
         }
         for (label, r) in spec.intents {
@@ -414,9 +426,12 @@ fn build_flow(f: FlowSpec) -> Result<Flow, String> {
     if f.slots.is_empty() {
         return Err(format!("{key} has no slots"));
     }
-    let mut slots = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     for s in f.slots {
         let skey = format!("{key} slot {:?}", s.name);
+        if slots.iter().any(|other| other.name == s.name) {
+            return Err(format!("{skey} appears twice"));
+        }
         template::check(&s.prompt).map_err(|e| format!("{skey} prompt {e}"))?;
         let kind = match s.kind {
             SlotKindSpec::Order => {

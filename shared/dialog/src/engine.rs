@@ -268,7 +268,7 @@ impl Dialog {
                     if confidence < self.flow_confidence
                         && let Some((id, answer)) = self.faq_answer(text)
                     {
-                        return Ok(self.answered(ctx, answer, format!("faq:{id}")));
+                        return Ok(self.plain(ctx, answer.to_owned(), format!("faq:{id}")));
                     }
                     if let Some(flow) = self.flows.get(name)
                         && self.flow_available(flow, ctx.shop)
@@ -280,7 +280,7 @@ impl Dialog {
             }
         }
         if let Some((id, answer)) = self.faq_answer(text) {
-            return Ok(self.answered(ctx, answer, format!("faq:{id}")));
+            return Ok(self.plain(ctx, answer.to_owned(), format!("faq:{id}")));
         }
         Ok(self.unanswered(ctx, None))
     }
@@ -303,6 +303,58 @@ impl Dialog {
     fn answered(&self, ctx: &mut Ctx<'_, '_>, template: &str, route: String) -> Said {
         ctx.state.unanswered = 0;
         (Some(self.say(ctx, template)), route)
+    }
+
+    /// An answer that is not a template (FAQ answers, order details): sent
+    /// as it is, braces and all.
+    fn plain(&self, ctx: &mut Ctx<'_, '_>, text: String, route: String) -> Said {
+        ctx.state.unanswered = 0;
+        (Some(Outgoing::text(text)), route)
+    }
+
+    fn render(&self, ctx: &Ctx<'_, '_>, template: &str) -> String {
+        template::render(template, ctx.profile.as_ref(), &self.anonymous_name)
+    }
+
+    /// A cancel word, in a message that says little else ("算了，不退了"),
+    /// so that a reason such as "订单取消不了" does not cancel.
+    fn is_cancel(&self, text: &str) -> bool {
+        let said = text.chars().filter(|c| c.is_alphanumeric()).count();
+        self.cancel_words
+            .iter()
+            .any(|w| text.contains(w.as_str()) && said <= w.chars().count() + 4)
+    }
+
+    /// A request for a person that holds even in the middle of a flow: a
+    /// transfer rule, an intent routed to people, a run of unhappy
+    /// messages.
+    fn wants_person(&self, ctx: &Ctx<'_, '_>, text: &str) -> Option<HandoffReason> {
+        if self.rules.answer(text) == Some(Answer::Transfer) {
+            return Some(HandoffReason::Keyword);
+        }
+        if let Some((label, confidence)) = ctx.turn.intent
+            && confidence >= self.min_confidence
+            && matches!(self.routes.get(label), Some(Route::Handoff))
+        {
+            return Some(HandoffReason::Intent);
+        }
+        let h = &self.handoff;
+        (h.negative_turns > 0 && ctx.state.negative_run >= h.negative_turns)
+            .then_some(HandoffReason::NegativeSentiment)
+    }
+
+    /// The flow a confident intent asks for, if it can run.
+    fn requested_flow(&self, ctx: &Ctx<'_, '_>) -> Option<&Flow> {
+        let (label, confidence) = ctx.turn.intent?;
+        if confidence < self.min_confidence {
+            return None;
+        }
+        let Some(Route::Flow(name)) = self.routes.get(label) else {
+            return None;
+        };
+        self.flows
+            .get(name)
+            .filter(|f| self.flow_available(f, ctx.shop))
     }
 
     /// A turn the bot could not answer: a clarifying question (or `reply`),
@@ -401,12 +453,12 @@ impl Dialog {
                         continue;
                     }
                     several => {
-                        let prompt = order_list_prompt(&slot.prompt, several);
+                        let prompt = order_list_prompt(&self.render(ctx, &slot.prompt), several);
                         return Ok(self.ask(ctx, flow, slot, prompt));
                     }
                 }
             }
-            let prompt = slot.prompt.clone();
+            let prompt = self.render(ctx, &slot.prompt);
             return Ok(self.ask(ctx, flow, slot, prompt));
         }
     }
@@ -416,7 +468,7 @@ impl Dialog {
             f.slot = Some(slot.name.clone());
         }
         let route = format!("flow:{}:ask:{}", flow.name, slot.name);
-        self.answered(ctx, &prompt, route)
+        self.plain(ctx, prompt, route)
     }
 
     fn fill(&self, ctx: &mut Ctx<'_, '_>, slot: &str, value: String) {
@@ -441,14 +493,11 @@ impl Dialog {
         let Some(order) = self.slot_order(ctx).await? else {
             return Ok(None);
         };
-        match self.return_refusal(&order) {
+        match self.return_refusal(&order, ctx.turn.now) {
             Some(why) => {
                 ctx.state.flow = None;
-                Ok(Some(self.answered(
-                    ctx,
-                    &why,
-                    format!("flow:{}:not_returnable", flow.name),
-                )))
+                let route = format!("flow:{}:not_returnable", flow.name);
+                Ok(Some(self.plain(ctx, why, route)))
             }
             None => Ok(None),
         }
@@ -463,10 +512,13 @@ impl Dialog {
             ctx.state.flow = None;
             return Ok(self.unanswered(ctx, None));
         };
-        if self.cancel_words.iter().any(|w| text.contains(w.as_str())) {
+        if self.is_cancel(text) {
             ctx.state.flow = None;
             let route = format!("flow:{}:cancelled", flow.name);
             return Ok(self.answered(ctx, &self.cancelled.clone(), route));
+        }
+        if let Some(reason) = self.wants_person(ctx, text) {
+            return Ok(self.hand_over(ctx, reason));
         }
         let Some(slot) = state
             .slot
@@ -475,32 +527,39 @@ impl Dialog {
         else {
             return self.advance(ctx, flow).await;
         };
-        if let Some(value) = self.validate(ctx, slot, text).await? {
+        let faq = self.faq_answer(text);
+        let other = self.requested_flow(ctx).filter(|f| f.name != flow.name);
+        // A free-text slot takes almost anything, so a question the FAQ
+        // answers or a sure request for another flow is not taken as the
+        // answer ("运费谁出？" is not a return reason).
+        let free_text = matches!(slot.kind, SlotKind::Text { .. });
+        let value = if free_text && (faq.is_some() || other.is_some()) {
+            None
+        } else {
+            self.validate(ctx, slot, text).await?
+        };
+        if let Some(value) = value {
             self.fill(ctx, &slot.name, value);
             if let Some(done) = self.after_fill(ctx, flow, slot).await? {
                 return Ok(done);
             }
             return self.advance(ctx, flow).await;
         }
+        if let Some(other) = other {
+            return self.start_flow(ctx, other, text).await;
+        }
         // Not an answer to the question: maybe a question of its own.
         let prompt = self.slot_prompt(ctx, slot).await?;
-        if let Some((id, answer)) = self.faq_answer(text) {
-            let reply = format!("{answer}\n\n{prompt}");
+        if let Some((id, answer)) = faq {
             let route = format!("flow:{}:faq:{id}", flow.name);
-            return Ok(self.answered(ctx, &reply, route));
+            return Ok(self.plain(ctx, format!("{answer}\n\n{prompt}"), route));
         }
-        // Asking for a flow again: the same one is asked again, another
-        // one takes over.
-        if let Some((label, confidence)) = ctx.turn.intent
-            && confidence >= self.min_confidence
-            && let Some(Route::Flow(name)) = self.routes.get(label)
-            && let Some(other) = self.flows.get(name)
-            && self.flow_available(other, ctx.shop)
+        // Asking for the same flow again: asked again, not a wrong answer.
+        if self
+            .requested_flow(ctx)
+            .is_some_and(|f| f.name == flow.name)
         {
-            if other.name == flow.name {
-                return Ok(self.ask(ctx, flow, slot, prompt));
-            }
-            return self.start_flow(ctx, other, text).await;
+            return Ok(self.ask(ctx, flow, slot, prompt));
         }
         let retries = state.retries + 1;
         if retries > slot.retries {
@@ -516,20 +575,20 @@ impl Dialog {
         if let Some(f) = ctx.state.flow.as_mut() {
             f.retries = retries;
         }
-        let reply = format!("{}\n{prompt}", slot.invalid);
+        let reply = format!("{}\n{prompt}", self.render(ctx, &slot.invalid));
         // A retry is an answer (the bot asked something), not an
         // unanswered turn.
-        Ok(self.answered(ctx, &reply, format!("flow:{}:retry", flow.name)))
+        Ok(self.plain(ctx, reply, format!("flow:{}:retry", flow.name)))
     }
 
     /// The slot's question; for an order slot with the customer's recent
     /// orders listed to pick from.
     async fn slot_prompt(&self, ctx: &Ctx<'_, '_>, slot: &Slot) -> Result<String, PortError> {
         if slot.kind != SlotKind::Order {
-            return Ok(slot.prompt.clone());
+            return Ok(self.render(ctx, &slot.prompt));
         }
         let orders = self.orders_of(ctx).await?;
-        Ok(order_list_prompt(&slot.prompt, &orders))
+        Ok(order_list_prompt(&self.render(ctx, &slot.prompt), &orders))
     }
 
     /// The slot's value in `text`, if it holds one.
@@ -616,7 +675,7 @@ impl Dialog {
         let text = match flow.action {
             Action::OrderStatus => order_status_text(&order),
             Action::ReturnTicket => {
-                if let Some(why) = self.return_refusal(&order) {
+                if let Some(why) = self.return_refusal(&order, ctx.turn.now) {
                     why
                 } else {
                     let Some(tickets) = &ctx.shop.tickets else {
@@ -647,13 +706,13 @@ impl Dialog {
                 }
             }
         };
-        Ok(self.answered(ctx, &text, route))
+        Ok(self.plain(ctx, text, route))
     }
 
     /// Why `order` cannot be returned now, or `None` when it can. "Now" is
     /// the configured policy time when one is pinned (the demo shop's
     /// snapshot), else the message's time.
-    fn return_refusal(&self, order: &Order) -> Option<String> {
+    fn return_refusal(&self, order: &Order, message_time: i64) -> Option<String> {
         let id = &order.order_id;
         match order.status {
             OrderStatus::PendingPayment | OrderStatus::Paid => Some(format!(
@@ -669,11 +728,17 @@ impl Dialog {
                 ))
             }
             OrderStatus::Delivered => {
-                let delivered = order
+                let Some(delivered) = order
                     .delivered_at
                     .as_deref()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())?;
-                let now = self.policy_time.unwrap_or_else(|| delivered.as_second());
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                else {
+                    // The window cannot be judged: a person decides.
+                    return Some(format!(
+                        "订单 {id} 的签收时间暂时查不到，请回复「人工」由客服为您办理退货。"
+                    ));
+                };
+                let now = self.policy_time.unwrap_or(message_time);
                 let days = (now - delivered.as_second()) / 86_400;
                 (days >= self.return_window_days).then(|| {
                     format!(

@@ -42,6 +42,9 @@ pub fn render(template: &str, profile: Option<&Profile>, anonymous: &str) -> Str
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
+            // An unclosed brace is text.
+            out.push('{');
+            rest = after;
             break;
         };
         let name = &after[..close];
@@ -52,7 +55,13 @@ pub fn render(template: &str, profile: Option<&Profile>, anonymous: &str) -> Str
             ("vip_level", Some(p)) => out.push_str(&format!("V{}", p.vip_level)),
             ("tags", Some(p)) => out.push_str(&p.tags.join("、")),
             ("last_order", Some(p)) => out.push_str(p.last_order_id.as_deref().unwrap_or("")),
-            _ => {}
+            (known, None) if VARIABLES.contains(&known) => {}
+            // Not a variable: kept as it was written.
+            _ => {
+                out.push('{');
+                out.push_str(name);
+                out.push('}');
+            }
         }
         rest = &after[close + 1..];
     }
@@ -92,6 +101,14 @@ mod tests {
     #[test]
     fn without_a_profile_the_name_is_the_anonymous_form() {
         assert_eq!(render("{name}您好{vip}", None, "亲"), "亲您好");
+    }
+
+    #[test]
+    fn braces_that_are_not_variables_are_rendered_as_written() {
+        let p = profile();
+        assert_eq!(render("a{b", Some(&p), "亲"), "a{b");
+        assert_eq!(render("{x}与{name}", Some(&p), "亲"), "{x}与陈静");
+        assert_eq!(render("}{", None, "亲"), "}{");
     }
 
     #[test]

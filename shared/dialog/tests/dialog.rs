@@ -14,7 +14,7 @@ use wca_local::{JsonlOrders, JsonlProfiles, JsonlTickets};
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo-shop");
 /// 2026-11-20 10:00 +08:00, the demo snapshot.
-const SNAPSHOT: i64 = 1_763_604_000;
+const SNAPSHOT: i64 = 1_795_140_000;
 
 fn demo_dialog() -> Dialog {
     Dialog::load_section(&Path::new(DEMO).join("wca.toml")).expect("demo dialog loads")
@@ -259,6 +259,72 @@ async fn an_unsure_flow_intent_that_the_faq_answers_gets_the_faq_answer() {
 }
 
 #[tokio::test]
+async fn a_request_for_a_person_holds_in_the_middle_of_a_flow() {
+    let dialog = Arc::new(demo_dialog());
+    let mut chat = Chat::new(dialog.clone(), "o_demo_user01");
+    chat.say("我要退货", "return_refund").await;
+    let d = chat.say("能不能让客服小姐姐来处理", "human_agent").await;
+    assert_eq!(handoff_reason(&d), (HandoffReason::Intent, true));
+    let mut chat = Chat::new(dialog, "o_demo_user02");
+    chat.say("我要退货", "return_refund").await;
+    // The demo's own replies tell customers to send 人工.
+    let d = chat.say("人工", "other").await;
+    assert_eq!(handoff_reason(&d), (HandoffReason::Keyword, false));
+}
+
+#[tokio::test]
+async fn a_question_at_a_free_text_slot_is_answered_not_taken_as_the_answer() {
+    let mut chat = Chat::new(Arc::new(demo_dialog()), "o_demo_user01");
+    chat.say("我要退货", "return_refund").await;
+    let d = chat.say("2026111305517", "other").await;
+    assert_eq!(d.route, "flow:return:ask:reason");
+    let d = chat.say("可以开发票吗", "payment").await;
+    assert_eq!(d.route, "flow:return:faq:invoice");
+    assert!(
+        text(&d).ends_with("不想要了。"),
+        "the reason is asked again: {}",
+        text(&d)
+    );
+    assert!(chat.tickets.tickets().is_empty());
+    let d = chat.say("颜色不喜欢算了还是退吧", "return_refund").await;
+    assert_eq!(
+        d.route, "flow:return:done",
+        "a reason that mentions 算了 is no cancel"
+    );
+    assert_eq!(chat.tickets.tickets()[0].1.reason, "颜色不喜欢算了还是退吧");
+}
+
+#[tokio::test]
+async fn the_return_window_is_judged_at_the_message_time_when_no_time_is_pinned() {
+    let config = std::fs::read_to_string(Path::new(DEMO).join("wca.toml"))
+        .expect("demo config")
+        .replace("policy_time = \"2026-11-20T10:00:00+08:00\"\n", "");
+    let dialog = Arc::new(
+        Dialog::from_toml(
+            &config[config.find("[dialog]").expect("dialog table") + "[dialog]".len()..]
+                .replace("[dialog.", "["),
+            "wca.toml",
+            Path::new(DEMO),
+        )
+        .expect("the demo dialog without a pinned time"),
+    );
+    // Delivered 2026-11-15 11:38 +08:00.
+    let mut early = Chat::new(dialog.clone(), "o_demo_user01");
+    early.say("我要退货", "return_refund").await;
+    let d = early.say("2026111305517", "other").await;
+    assert_eq!(
+        d.route, "flow:return:ask:reason",
+        "five days after delivery"
+    );
+    let mut late = Chat::new(dialog, "o_demo_user01");
+    late.now = SNAPSHOT + 30 * 86_400;
+    late.say("我要退货", "return_refund").await;
+    let d = late.say("2026111305517", "other").await;
+    assert_eq!(d.route, "flow:return:not_returnable");
+    assert!(text(&d).contains("超过7天"), "{}", text(&d));
+}
+
+#[tokio::test]
 async fn a_flow_left_idle_past_its_timeout_is_forgotten() {
     let mut chat = Chat::new(Arc::new(demo_dialog()), "o_demo_user01");
     chat.say("我的快递到哪了", "order_status").await;
@@ -461,7 +527,16 @@ async fn a_new_follower_gets_the_welcome_and_other_input_is_silent() {
 fn a_bad_dialog_config_names_the_file_and_the_line_or_key() {
     let table = [
         ("min_confidence = \"high\"", "wca.toml:1:"),
-        ("clarify = 1\n[handoff]\nunanswered_turns = -1", "wca.toml:"),
+        (
+            "clarify = \"x\"\n[handoff]\nunanswered_turns = -1",
+            "wca.toml:3:",
+        ),
+        ("idle_timeout_secs = 0", "idle_timeout_secs"),
+        ("cancel_words = [\"算了\", \" \"]", "empty word"),
+        (
+            "[[flow]]\nname = \"f\"\naction = \"order_status\"\n[[flow.slot]]\nname = \"order_id\"\nkind = \"order\"\nprompt = \"?\"\n[[flow.slot]]\nname = \"order_id\"\nkind = \"order\"\nprompt = \"?\"",
+            "appears twice",
+        ),
         (
             "[intents]\nx = { flow = \"nope\" }",
             "[intents.x] names flow \"nope\"",
