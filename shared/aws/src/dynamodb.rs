@@ -406,9 +406,7 @@ impl ConversationStore for DynamoDbStore {
         state: &ConversationState,
         expires_at: i64,
     ) -> Result<bool, PortError> {
-        let version = expected
-            .checked_add(1)
-            .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))?;
+        let version = wca_core::conversation::next_version(expected)?;
         let body = serde_json::to_string(state).map_err(|e| {
             PortError::Rejected(format!("conversation state not serialisable: {e}"))
         })?;

@@ -184,6 +184,14 @@ pub struct Versioned {
     pub state: ConversationState,
 }
 
+/// The version a [`ConversationStore::compare_and_set`] writes over
+/// `expected`; every adapter refuses the one write that would overflow.
+pub fn next_version(expected: u64) -> Result<u64, PortError> {
+    expected
+        .checked_add(1)
+        .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))
+}
+
 /// Keeps each user's [`ConversationState`], versioned, until it expires.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {

@@ -220,9 +220,7 @@ impl ConversationStore for MemoryConversationStore {
         state: &ConversationState,
         expires_at: i64,
     ) -> Result<bool, PortError> {
-        let version = expected
-            .checked_add(1)
-            .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))?;
+        let version = crate::conversation::next_version(expected)?;
         // Compare and set under one lock: that is what makes it atomic.
         let mut map = lock(&self.0);
         let stored = map.get(openid).map_or(0, |c| c.version);

@@ -598,9 +598,7 @@ impl ConversationStore for RedbStore {
         state: &ConversationState,
         expires_at: i64,
     ) -> Result<bool, PortError> {
-        let version = expected
-            .checked_add(1)
-            .ok_or_else(|| PortError::Rejected("conversation version overflows".to_owned()))?;
+        let version = wca_core::conversation::next_version(expected)?;
         let row = StoredConversation {
             version,
             expires_at,
