@@ -12,10 +12,8 @@
 //! a line that is not UTF-8 is reported on stderr and skipped. This format
 //! is a contract: keep it stable.
 
-use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use wca_dialog::Faq;
@@ -48,25 +46,13 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     let faq = Faq::load_all(&args.faq)?
         .with_threshold(args.threshold)
         .with_margin(args.margin);
-    let stdin = std::io::stdin().lock();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for (n, line) in stdin.split(b'\n').enumerate() {
-        let line = line.context("reading stdin")?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        let Ok(text) = std::str::from_utf8(line) else {
-            eprintln!("wca ask: line {}: not UTF-8; skipped", n + 1);
-            continue;
-        };
+    crate::json_lines("ask", |text| {
         let found = faq.best(text);
-        let asked = Asked {
+        Ok(serde_json::to_string(&Asked {
             text,
             faq_id: found.entry.map(|e| e.id.as_str()),
             score: found.score,
             answer: found.entry.map(|e| e.answer.as_str()),
-        };
-        serde_json::to_writer(&mut out, &asked)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
+        })?)
+    })
 }

@@ -14,7 +14,6 @@
 //! (p50/p99, single thread) of both models, for the side-by-side run against
 //! onnxruntime (`infra/bench/onnxruntime_vs_wca.py`).
 
-use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,32 +52,18 @@ pub fn load(model_dir: Option<&Path>) -> anyhow::Result<Nlp> {
 
 pub fn run(args: ClassifyArgs) -> anyhow::Result<()> {
     let nlp = load(args.model_dir.as_deref())?;
-    let stdin = std::io::stdin().lock();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for (n, line) in stdin.split(b'\n').enumerate() {
-        let line = line.context("reading stdin")?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        // A line that is not UTF-8 is reported, not fatal: the rest of the
-        // input still gets classified.
-        let Ok(text) = std::str::from_utf8(line) else {
-            eprintln!("wca classify: line {}: not UTF-8; skipped", n + 1);
-            continue;
-        };
+    crate::json_lines("classify", |text| {
         let intent = nlp.classify(text)?;
         let sentiment = nlp.sentiment(text)?;
-        let line = Classified {
+        Ok(serde_json::to_string(&Classified {
             text,
             intent: &intent.label,
             confidence: intent.confidence,
             top: intent.top.iter().map(|(l, p)| (l.as_str(), *p)).collect(),
             sentiment: &sentiment.label,
             sentiment_score: sentiment.score,
-        };
-        serde_json::to_writer(&mut out, &line)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
+        })?)
+    })
 }
 
 #[derive(Debug, Args)]

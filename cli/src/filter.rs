@@ -8,10 +8,8 @@
 //! `start`/`end` are byte offsets into `text`; `hits` is empty and `action`
 //! is `pass` when the line is clean. This format is a contract.
 
-use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use wca_filter::{Dictionary, Filter, Options, Scratch};
 
@@ -42,22 +40,9 @@ pub fn load(deny: &[PathBuf], allow: &[PathBuf], max_gap: usize) -> anyhow::Resu
 
 pub fn run(args: FilterArgs) -> anyhow::Result<()> {
     let filter = load(&args.deny, &args.allow, args.max_gap)?;
-    let stdin = std::io::stdin().lock();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut scratch = Scratch::default();
-    for (n, line) in stdin.split(b'\n').enumerate() {
-        let line = line.context("reading stdin")?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        // A line that is not UTF-8 is reported, not fatal: the rest of the
-        // input still gets checked.
-        let Ok(text) = std::str::from_utf8(line) else {
-            eprintln!("wca filter: line {}: not UTF-8; skipped", n + 1);
-            continue;
-        };
+    crate::json_lines("filter", |text| {
         let report = filter.check_with(text, &mut scratch).report(text);
-        serde_json::to_writer(&mut out, &report)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
+        Ok(serde_json::to_string(&report)?)
+    })
 }

@@ -90,3 +90,31 @@ pub fn read_dev_token(data_dir: &std::path::Path) -> Option<String> {
 pub fn dev_token_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("dev-token")
 }
+
+/// The loop of the line-oriented commands (`filter`, `classify`, `ask`):
+/// each line of stdin (a trailing `\r` dropped) is passed to `one`, whose
+/// JSON text (serialised by the caller, so field order is the caller's)
+/// becomes one line of stdout. A line that is not UTF-8 is
+/// reported on stderr and skipped, not fatal: the rest of the input still
+/// gets its answer.
+pub fn json_lines<F>(command: &str, mut one: F) -> anyhow::Result<()>
+where
+    F: FnMut(&str) -> anyhow::Result<String>,
+{
+    use anyhow::Context as _;
+    use std::io::{BufRead as _, Write as _};
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (n, line) in stdin.split(b'\n').enumerate() {
+        let line = line.context("reading stdin")?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        let Ok(text) = std::str::from_utf8(line) else {
+            eprintln!("wca {command}: line {}: not UTF-8; skipped", n + 1);
+            continue;
+        };
+        out.write_all(one(text)?.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
