@@ -97,6 +97,8 @@ fn shop(settings: &Settings, data_dir: &Path) -> anyhow::Result<Shop> {
         orders,
         tickets: Some(Arc::new(tickets)),
         profiles,
+        // The webhook reads the archive it writes.
+        history: None,
     })
 }
 

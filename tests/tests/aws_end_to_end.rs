@@ -228,11 +228,24 @@ async fn a_signed_message_is_archived_and_counted_in_dynamodb_once_even_when_sqs
     );
 
     // Archived in DynamoDB by the webhook itself.
-    let archived = MessageArchive::get(&stack.store, "msg:88001", now)
+    let archived = MessageArchive::get(&stack.store, OPENID, "msg:88001", now)
         .await
         .expect("get")
         .expect("archived");
     assert_eq!(archived.raw_xml, inner);
+    // With its reply beside it, in the user's history.
+    let user = wca_core::OpenId::parse(OPENID).expect("openid");
+    let history = MessageArchive::history(&stack.store, &user, 10, now)
+        .await
+        .expect("history");
+    let sides: Vec<_> = history.iter().map(|e| (e.direction(), e.key())).collect();
+    assert_eq!(
+        sides,
+        vec![
+            (wca_core::Direction::Outbound, "msg:88001"),
+            (wca_core::Direction::Inbound, "msg:88001"),
+        ]
+    );
 
     // The bus rule delivered MessageReceived and ReplySent to the queue.
     let messages = receive_n(&stack.queue, 2).await;

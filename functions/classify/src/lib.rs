@@ -94,6 +94,7 @@ impl Classifier {
             wca_aws::event_from_body(body).map_err(|e| ClassifyError::Poison(e.to_string()))?;
         let EventKind::MessageReceived {
             msg_key,
+            openid,
             msg_type,
             intent,
             ..
@@ -108,7 +109,7 @@ impl Classifier {
             return Ok(Outcome::NotText);
         }
         let now = self.clock.now();
-        let Some(message) = self.archive.get(msg_key, now).await? else {
+        let Some(message) = self.archive.get(openid, msg_key, now).await? else {
             tracing::warn!(msg_key = %msg_key, "message not in the archive; not classified");
             return Ok(Outcome::NotArchived);
         };

@@ -135,7 +135,10 @@ impl FilterService {
         let event =
             wca_aws::event_from_body(body).map_err(|e| FilterFnError::Poison(e.to_string()))?;
         let EventKind::MessageReceived {
-            msg_key, msg_type, ..
+            msg_key,
+            openid,
+            msg_type,
+            ..
         } = &event.kind
         else {
             return Ok(Scanned::NotText);
@@ -144,7 +147,7 @@ impl FilterService {
             return Ok(Scanned::NotText);
         }
         let now = self.clock.now();
-        let Some(message) = self.archive.get(msg_key, now).await? else {
+        let Some(message) = self.archive.get(openid, msg_key, now).await? else {
             tracing::warn!(msg_key = %msg_key, "message not in the archive; not scanned");
             return Ok(Scanned::NotArchived);
         };

@@ -4,7 +4,7 @@
 //!
 //! Per POST: verify and open the request (signature, timestamp window, size,
 //! decryption, XML), claim the message's dedup key, archive it, decide the
-//! reply, emit the events, remember the sealed reply for WeChat's retries,
+//! reply, archive the reply beside the message, emit the events, remember the sealed reply for WeChat's retries,
 //! answer. A retry of a finished message gets the remembered bytes; a retry
 //! that races the first delivery waits briefly for it.
 
@@ -13,8 +13,8 @@ use std::sync::Arc;
 use rand::Rng;
 use wca_converse::{Message, Pipeline};
 use wca_core::{
-    ArchivedMessage, Begin, Clock, ConversationStore, Event, EventSink, IdempotencyStore,
-    MessageArchive, PortError,
+    ArchivedMessage, ArchivedReply, Begin, Clock, ConversationStore, Event, EventSink,
+    IdempotencyStore, MessageArchive, PortError,
 };
 use wca_dialog::{Input, Shop};
 use wca_wechat::{
@@ -69,7 +69,7 @@ impl WebhookResponse {
 /// The ports the webhook writes to.
 #[derive(Clone)]
 pub struct Ports {
-    /// Raw + parsed inbound messages.
+    /// Raw + parsed inbound messages, and our replies.
     pub archive: Arc<dyn MessageArchive>,
     /// Dedup of WeChat's retries, with the reply remembered.
     pub dedup: Arc<dyn IdempotencyStore>,
@@ -93,7 +93,12 @@ pub struct Webhook {
 
 impl Webhook {
     /// A webhook over these ports.
-    pub fn new(settings: Settings, ports: Ports) -> Self {
+    pub fn new(settings: Settings, mut ports: Ports) -> Self {
+        // Replies that recall a customer's earlier questions read the
+        // archive this webhook writes.
+        if ports.shop.history.is_none() {
+            ports.shop.history = Some(ports.archive.clone());
+        }
         let pipeline = Pipeline::new(
             settings.dialog.clone(),
             settings.filter.clone(),
@@ -208,6 +213,21 @@ impl Webhook {
             .await
             .map_err(|e| ("dialog", e))?;
         let events = outcome.events;
+        if let Some(sent) = &outcome.reply {
+            let archived = ArchivedReply {
+                key: key.to_owned(),
+                openid: inbound.from_user_name.clone(),
+                sent_at: now,
+                reply: sent.clone(),
+                route: outcome.route.clone(),
+                expires_at: now.saturating_add(self.settings.retention_secs),
+            };
+            self.ports
+                .archive
+                .put_reply(&archived)
+                .await
+                .map_err(|e| ("archive", e))?;
+        }
         let reply = outcome.reply.as_ref().map(Reply::from);
         let body = match &reply {
             Some(reply) => {

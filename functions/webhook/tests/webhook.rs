@@ -12,7 +12,7 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wca_core::{
-    Counters, EventKind, ManualClock, MessageArchive, analytics,
+    Counters, Direction, EventKind, ManualClock, MessageArchive, OpenId, Outgoing, analytics,
     memory::{MemoryArchive, MemoryCounters, MemoryEventSink, MemoryIdempotency},
 };
 use wca_webhook::{
@@ -226,7 +226,7 @@ async fn every_accepted_message_is_archived_with_raw_xml_and_parsed_fields() {
     );
     let stored = f
         .archive
-        .get("msg:3001", NOW)
+        .get(OPENID, "msg:3001", NOW)
         .await
         .expect("get")
         .expect("archived");
@@ -235,6 +235,47 @@ async fn every_accepted_message_is_archived_with_raw_xml_and_parsed_fields() {
     assert_eq!(stored.msg_type, "text");
     assert!(stored.parsed.to_string().contains("我的快递到哪了"));
     assert_eq!(stored.expires_at, NOW + 180 * 24 * 3600);
+}
+
+#[tokio::test]
+async fn the_reply_is_archived_beside_the_message_and_both_are_in_the_users_history() {
+    let f = fixture(true);
+    let sent = f.post(&text("3101", "你好")).await;
+    let content = f.reply_content(&sent.body).expect("a text reply");
+    let again = f.post(&text("3101", "你好")).await;
+    assert_eq!(again.body, sent.body, "a retry is answered identically");
+
+    let reply = f.archive.reply("msg:3101").expect("reply archived");
+    assert_eq!(reply.reply, Outgoing::text(content.clone()));
+    assert_eq!(reply.openid, OPENID);
+    assert_eq!(reply.route, "rule");
+    assert_eq!(reply.expires_at, NOW + 180 * 24 * 3600);
+
+    let user = OpenId::parse(OPENID).expect("openid");
+    let history = f.archive.history(&user, 10, NOW).await.expect("history");
+    let sides: Vec<(Direction, Option<&str>)> =
+        history.iter().map(|e| (e.direction(), e.text())).collect();
+    assert_eq!(
+        sides,
+        vec![
+            (Direction::Outbound, Some(content.as_str())),
+            (Direction::Inbound, Some("你好")),
+        ],
+        "one message, one reply, newest first, the retry adding nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_message_without_a_reply_leaves_only_the_message_in_the_history() {
+    let f = fixture(false);
+    let xml = client_side::event_xml(GH, OPENID, NOW, "CLICK", Some("menu_1"));
+    let sent = f.post(&xml).await;
+    assert_eq!(sent.body, "success");
+    let user = OpenId::parse(OPENID).expect("openid");
+    let history = f.archive.history(&user, 10, NOW).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].direction(), Direction::Inbound);
+    assert!(f.archive.reply(&format!("evt:{OPENID}:{NOW}")).is_none());
 }
 
 #[tokio::test]
@@ -251,7 +292,7 @@ async fn a_new_follower_gets_the_welcome_and_the_event_is_deduplicated_by_sender
     assert_eq!(first.body, second.body);
     let stored = f
         .archive
-        .get(&format!("evt:{OPENID}:{NOW}"), NOW)
+        .get(OPENID, &format!("evt:{OPENID}:{NOW}"), NOW)
         .await
         .expect("get")
         .expect("archived");
@@ -270,7 +311,7 @@ async fn an_unknown_message_type_is_acknowledged_archived_and_counted() {
     assert_eq!(sent.body, "success");
     let stored = f
         .archive
-        .get("msg:4001", NOW)
+        .get(OPENID, "msg:4001", NOW)
         .await
         .expect("get")
         .expect("archived");
@@ -550,7 +591,13 @@ async fn an_inbound_text_with_a_denied_word_is_recorded_archived_and_still_ackno
     let content = "请问 稳·赚·不·赔 的产品还有吗";
     let sent = f.post(&text("7001", content)).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-    assert!(f.archive.get("msg:7001", NOW).await.expect("get").is_some());
+    assert!(
+        f.archive
+            .get(OPENID, "msg:7001", NOW)
+            .await
+            .expect("get")
+            .is_some()
+    );
     let events = f.events.take();
     assert_eq!(f.received_events(&events), 1);
     let hits = compliance_events(&events);

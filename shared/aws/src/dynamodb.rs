@@ -1,6 +1,22 @@
-//! One DynamoDB table (`pk` string key, TTL on `ttl`) holds the archive,
-//! dedup keys, event log, counters and conversations, told apart by key
-//! prefix: `msg#`, `idem#`, `evt#`, `ctr#`, `once#`, `conv#`.
+//! One DynamoDB table holds the archive, dedup keys, event log, counters
+//! and conversations. Its key is a partition key `pk` and a sort key `sk`
+//! (both strings), with TTL on `ttl`:
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | an inbound message | `user#{openid}` | `msg#{key}` |
+//! | our reply to it | `user#{openid}` | `reply#{key}` |
+//! | the user's conversation | `user#{openid}` | `conv` |
+//! | a dedup claim or result | `idem#{key}` | `-` |
+//! | an event-log entry | `evt#{id}` | `-` |
+//! | a counter, a once-marker | `ctr#{name}`, `once#{id}` | `-` |
+//!
+//! Everything about one user is one item collection, so their history (and
+//! later their data export or erasure) is one query. Messages and replies
+//! also carry `hk`, `{time}#{key}#{m|r}`, the sort key of the local
+//! secondary index `history`, which orders a user's entries by time; the
+//! index is sparse, so conversations and the other items stay out of it.
+//! An LSI caps one user's items at 10 GB, far above any chat.
 
 use std::collections::HashMap;
 
@@ -8,19 +24,43 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-        ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        LocalSecondaryIndex, Projection, ProjectionType, Put, ScalarAttributeType,
+        TimeToLiveSpecification, TransactWriteItem, Update,
     },
 };
 use wca_core::{
-    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
-    IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
+    Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
+    Counters, Event, EventLog, IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
 };
 
 use crate::unavailable;
 
 /// DynamoDB's limit on items in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The local secondary index that orders a user's messages and replies.
+const HISTORY_INDEX: &str = "history";
+
+/// The sort key of items that are alone in their partition.
+const ALONE: &str = "-";
+
+/// The key of an item alone in its partition.
+fn alone(pk: String) -> (String, String) {
+    (pk, ALONE.to_owned())
+}
+
+/// The partition of everything about one user.
+fn user(openid: &str) -> String {
+    format!("user#{openid}")
+}
+
+/// The `hk` of a message (`m`) or reply (`r`): the time as 16 hex digits
+/// of its sign-flipped bits, so that strings sort as times do.
+fn history_key(at: i64, key: &str, side: char) -> String {
+    let order = (at as u64) ^ (1 << 63);
+    format!("{order:016x}#{key}#{side}")
+}
 
 /// The DynamoDB adapter of the storage ports.
 #[derive(Debug, Clone)]
@@ -59,6 +99,43 @@ fn get_n(item: &Item, name: &str) -> Result<i64, PortError> {
     }
 }
 
+/// The message of an archive item.
+fn message_from(item: &Item, key: &str) -> Result<ArchivedMessage, PortError> {
+    Ok(ArchivedMessage {
+        key: key.to_owned(),
+        openid: get_s(item, "openid")?,
+        msg_type: get_s(item, "msg_type")?,
+        create_time: get_n(item, "create_time")?,
+        received_at: get_n(item, "received_at")?,
+        raw_xml: get_s(item, "raw_xml")?,
+        parsed: serde_json::from_str(&get_s(item, "parsed")?)
+            .map_err(|e| PortError::Corrupt(format!("parsed fields: {e}")))?,
+        expires_at: get_n(item, "expires_at")?,
+    })
+}
+
+/// A message or reply item, told apart by its sort key.
+fn archived_from(item: &Item) -> Result<Archived, PortError> {
+    let sk = get_s(item, "sk")?;
+    if let Some(key) = sk.strip_prefix("msg#") {
+        return message_from(item, key).map(Archived::Message);
+    }
+    let Some(key) = sk.strip_prefix("reply#") else {
+        return Err(PortError::Corrupt(format!(
+            "item {sk} in the history index is neither a message nor a reply"
+        )));
+    };
+    Ok(Archived::Reply(ArchivedReply {
+        key: key.to_owned(),
+        openid: get_s(item, "openid")?,
+        sent_at: get_n(item, "sent_at")?,
+        reply: serde_json::from_str(&get_s(item, "reply")?)
+            .map_err(|e| PortError::Corrupt(format!("reply: {e}")))?,
+        route: get_s(item, "route")?,
+        expires_at: get_n(item, "expires_at")?,
+    }))
+}
+
 impl DynamoDbStore {
     /// An adapter over `table` (created by the SAM stack, or by
     /// [`DynamoDbStore::create_table`] in tests and local set-ups).
@@ -70,26 +147,45 @@ impl DynamoDbStore {
     }
 
     /// Creates the table as the SAM stack does (on-demand, `pk` hash key,
-    /// TTL on `ttl`). For tests and the local stand-in.
+    /// `sk` range key, the `history` index, TTL on `ttl`). For tests and
+    /// the local stand-in.
     pub async fn create_table(&self) -> Result<(), PortError> {
+        let fail = |e| unavailable("create_table", e);
+        let string = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(fail)
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(fail)
+        };
+        let history = LocalSecondaryIndex::builder()
+            .index_name(HISTORY_INDEX)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("hk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(fail)?;
         self.client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| unavailable("create_table", e))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| unavailable("create_table", e))?,
-            )
+            .attribute_definitions(string("pk")?)
+            .attribute_definitions(string("sk")?)
+            .attribute_definitions(string("hk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .local_secondary_indexes(history)
             .send()
             .await
             .map_err(|e| unavailable("create_table", e))?;
@@ -109,12 +205,13 @@ impl DynamoDbStore {
         Ok(())
     }
 
-    async fn get_item(&self, pk: String) -> Result<Option<Item>, PortError> {
+    async fn get_item(&self, (pk, sk): (String, String)) -> Result<Option<Item>, PortError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(pk))
+            .key("sk", s(sk))
             .consistent_read(true)
             .send()
             .await
@@ -148,8 +245,9 @@ impl DynamoDbStore {
 #[async_trait]
 impl MessageArchive for DynamoDbStore {
     async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError> {
-        let item = Item::from([
-            ("pk".to_owned(), s(format!("msg#{}", msg.key))),
+        let mut item = Item::from([
+            ("pk".to_owned(), s(user(&msg.openid))),
+            ("sk".to_owned(), s(format!("msg#{}", msg.key))),
             ("openid".to_owned(), s(&msg.openid)),
             ("msg_type".to_owned(), s(&msg.msg_type)),
             ("create_time".to_owned(), n(msg.create_time)),
@@ -159,29 +257,91 @@ impl MessageArchive for DynamoDbStore {
             ("expires_at".to_owned(), n(msg.expires_at)),
             ("ttl".to_owned(), n(msg.expires_at)),
         ]);
+        // A sender that is not a valid OpenID has no history.
+        if OpenId::parse(&msg.openid).is_ok() {
+            item.insert(
+                "hk".to_owned(),
+                s(history_key(msg.received_at, &msg.key, 'm')),
+            );
+        }
         self.put_new("archive put", item).await
     }
 
-    async fn get(&self, key: &str, now: i64) -> Result<Option<ArchivedMessage>, PortError> {
-        let Some(item) = self.get_item(format!("msg#{key}")).await? else {
-            return Ok(None);
-        };
-        let expires_at = get_n(&item, "expires_at")?;
-        // TTL deletion lags by up to days: hide what has expired.
-        if expires_at <= now {
-            return Ok(None);
+    async fn put_reply(&self, reply: &ArchivedReply) -> Result<bool, PortError> {
+        let body = serde_json::to_string(&reply.reply)
+            .map_err(|e| PortError::Rejected(format!("reply not serialisable: {e}")))?;
+        let mut item = Item::from([
+            ("pk".to_owned(), s(user(&reply.openid))),
+            ("sk".to_owned(), s(format!("reply#{}", reply.key))),
+            ("openid".to_owned(), s(&reply.openid)),
+            ("sent_at".to_owned(), n(reply.sent_at)),
+            ("reply".to_owned(), s(body)),
+            ("route".to_owned(), s(&reply.route)),
+            ("expires_at".to_owned(), n(reply.expires_at)),
+            ("ttl".to_owned(), n(reply.expires_at)),
+        ]);
+        if OpenId::parse(&reply.openid).is_ok() {
+            item.insert(
+                "hk".to_owned(),
+                s(history_key(reply.sent_at, &reply.key, 'r')),
+            );
         }
-        Ok(Some(ArchivedMessage {
-            key: key.to_owned(),
-            openid: get_s(&item, "openid")?,
-            msg_type: get_s(&item, "msg_type")?,
-            create_time: get_n(&item, "create_time")?,
-            received_at: get_n(&item, "received_at")?,
-            raw_xml: get_s(&item, "raw_xml")?,
-            parsed: serde_json::from_str(&get_s(&item, "parsed")?)
-                .map_err(|e| PortError::Corrupt(format!("parsed fields: {e}")))?,
-            expires_at,
-        }))
+        self.put_new("archive put_reply", item).await
+    }
+
+    async fn get(
+        &self,
+        openid: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<ArchivedMessage>, PortError> {
+        let item = self.get_item((user(openid), format!("msg#{key}"))).await?;
+        // TTL deletion lags by up to days: hide what has expired.
+        match item.map(|item| message_from(&item, key)).transpose()? {
+            Some(msg) if msg.expires_at > now => Ok(Some(msg)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn history(
+        &self,
+        openid: &OpenId,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Archived>, PortError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        while found.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(HISTORY_INDEX)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(user(openid.as_str())))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("archive history", e))?;
+            for item in page.items() {
+                let entry = archived_from(item)?;
+                let expires_at = match &entry {
+                    Archived::Message(m) => m.expires_at,
+                    Archived::Reply(r) => r.expires_at,
+                };
+                if expires_at > now {
+                    found.push(entry);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(found)
     }
 
     async fn purge_expired(&self, _now: i64) -> Result<u64, PortError> {
@@ -199,6 +359,7 @@ impl IdempotencyStore for DynamoDbStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("idem#{key}")))
+            .item("sk", s(ALONE))
             .item("st", s("claimed"))
             .item("until", n(until))
             .item("ttl", n(until.saturating_add(3600)))
@@ -214,7 +375,7 @@ impl IdempotencyStore for DynamoDbStore {
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                let item = self.get_item(format!("idem#{key}")).await?;
+                let item = self.get_item(alone(format!("idem#{key}"))).await?;
                 match item {
                     Some(item) if get_s(&item, "st")? == "done" => {
                         Ok(Begin::Done(get_s(&item, "result")?))
@@ -238,6 +399,7 @@ impl IdempotencyStore for DynamoDbStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("idem#{key}")))
+            .item("sk", s(ALONE))
             .item("st", s("done"))
             .item("result", s(result))
             .item("until", n(until))
@@ -254,6 +416,7 @@ impl IdempotencyStore for DynamoDbStore {
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(format!("idem#{key}")))
+            .key("sk", s(ALONE))
             .condition_expression("st = :claimed")
             .expression_attribute_values(":claimed", s("claimed"))
             .send()
@@ -290,6 +453,7 @@ impl Counters for DynamoDbStore {
         let marker = Put::builder()
             .table_name(&self.table)
             .item("pk", s(format!("once#{once_id}")))
+            .item("sk", s(ALONE))
             .item("ttl", n(marker_expires_at))
             .condition_expression("attribute_not_exists(pk)")
             .build()
@@ -299,6 +463,7 @@ impl Counters for DynamoDbStore {
             let update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(format!("ctr#{key}")))
+                .key("sk", s(ALONE))
                 .update_expression("ADD n :one")
                 .expression_attribute_values(":one", n(1))
                 .build()
@@ -333,7 +498,7 @@ impl Counters for DynamoDbStore {
     }
 
     async fn get(&self, key: &str) -> Result<u64, PortError> {
-        match self.get_item(format!("ctr#{key}")).await? {
+        match self.get_item(alone(format!("ctr#{key}"))).await? {
             Some(item) => get_n(&item, "n").map(|v| v.max(0) as u64),
             None => Ok(0),
         }
@@ -347,6 +512,7 @@ impl EventLog for DynamoDbStore {
             .map_err(|e| PortError::Rejected(format!("event not serialisable: {e}")))?;
         let item = Item::from([
             ("pk".to_owned(), s(format!("evt#{}", event.id))),
+            ("sk".to_owned(), s(ALONE)),
             ("event".to_owned(), s(body)),
             ("at".to_owned(), n(event.at)),
             ("ttl".to_owned(), n(expires_at)),
@@ -355,7 +521,7 @@ impl EventLog for DynamoDbStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Event>, PortError> {
-        match self.get_item(format!("evt#{id}")).await? {
+        match self.get_item(alone(format!("evt#{id}"))).await? {
             Some(item) => serde_json::from_str(&get_s(&item, "event")?)
                 .map(Some)
                 .map_err(|e| PortError::Corrupt(format!("event: {e}"))),
@@ -364,8 +530,8 @@ impl EventLog for DynamoDbStore {
     }
 }
 
-fn conversation_key(openid: &OpenId) -> String {
-    format!("conv#{openid}")
+fn conversation_key(openid: &OpenId) -> (String, String) {
+    (user(openid.as_str()), "conv".to_owned())
 }
 
 /// A conversation item: `ver` (its version), `state` (JSON), `expires_at`,
@@ -410,11 +576,13 @@ impl ConversationStore for DynamoDbStore {
         let body = serde_json::to_string(state).map_err(|e| {
             PortError::Rejected(format!("conversation state not serialisable: {e}"))
         })?;
+        let (pk, sk) = conversation_key(openid);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(conversation_key(openid)))
+            .item("pk", s(pk))
+            .item("sk", s(sk))
             .item("ver", AttributeValue::N(version.to_string()))
             .item("state", s(body))
             .item("expires_at", n(expires_at))

@@ -27,6 +27,11 @@ async fn dynamodb_archive_keeps_the_archive_contract() {
 }
 
 #[tokio::test]
+async fn dynamodb_archive_keeps_both_sides_in_each_users_history() {
+    contract::archive_history(&store().await).await;
+}
+
+#[tokio::test]
 async fn dynamodb_idempotency_keeps_the_idempotency_contract() {
     contract::idempotency(&store().await).await;
 }
@@ -65,7 +70,8 @@ async fn a_conversation_item_with_a_broken_state_or_version_reads_as_corrupt() {
         client
             .put_item()
             .table_name(&table)
-            .item("pk", S(format!("conv#{user}")))
+            .item("pk", S(format!("user#{user}")))
+            .item("sk", S("conv".to_owned()))
             .item("ver", N(ver.to_owned()))
             .item("state", S(state.to_owned()))
             .item("expires_at", N((now + 600).to_string()))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wca_converse::{Message, Pipeline};
-use wca_core::memory::MemoryConversationStore;
+use wca_core::memory::{MemoryArchive, MemoryConversationStore};
 use wca_dialog::{Dialog, Input, Shop};
 use wca_filter::{DictionaryFiles, ReloadingFilter};
 use wca_local::{JsonlOrders, JsonlProfiles, JsonlTickets};
@@ -40,6 +40,7 @@ fn pipeline() -> Pipeline {
         profiles: Some(Arc::new(
             JsonlProfiles::load(&Path::new(DEMO).join("users.jsonl")).expect("users"),
         )),
+        history: Some(Arc::new(MemoryArchive::default())),
     };
     Pipeline::new(
         Arc::new(dialog),

@@ -38,6 +38,7 @@ fn demo_shop() -> Shop {
         profiles: Some(Arc::new(
             JsonlProfiles::load(&Path::new(DEMO).join("users.jsonl")).expect("users"),
         )),
+        history: None,
     }
 }
 

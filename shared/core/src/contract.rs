@@ -10,14 +10,19 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::{
-    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
-    EventSink, FlowState, IdempotencyStore, MessageArchive, OpenId, Versioned,
+    Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
+    Counters, Event, EventLog, EventSink, FlowState, IdempotencyStore, MessageArchive, OpenId,
+    Outgoing, Versioned,
 };
+
+/// The sender of [`sample`]: any string is archived as it came, even one
+/// that is not a valid [`OpenId`].
+const OWNER: &str = "oUser-合同_1";
 
 fn sample(key: &str, expires_at: i64) -> ArchivedMessage {
     ArchivedMessage {
         key: key.to_owned(),
-        openid: "oUser-合同_1".to_owned(),
+        openid: OWNER.to_owned(),
         msg_type: "text".to_owned(),
         create_time: 1_700_000_000,
         received_at: 1_700_000_001,
@@ -41,15 +46,26 @@ pub async fn archive(store: &dyn MessageArchive) {
         "a second put of the same key reports it was already there"
     );
     assert_eq!(
-        store.get("msg:1001", now).await.expect("get"),
+        store.get(OWNER, "msg:1001", now).await.expect("get"),
         Some(first.clone()),
         "the first write is kept unchanged, byte for byte"
     );
-    assert_eq!(store.get("msg:missing", now).await.expect("get"), None);
+    assert_eq!(
+        store.get(OWNER, "msg:missing", now).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .get("oSomeoneElse", "msg:1001", now)
+            .await
+            .expect("get"),
+        None,
+        "a message is found only under its own sender"
+    );
 
     assert!(store.put(&sample("msg:1002", now + 10)).await.expect("put"));
     assert_eq!(
-        store.get("msg:1002", now + 10).await.expect("get"),
+        store.get(OWNER, "msg:1002", now + 10).await.expect("get"),
         None,
         "an expired message is not returned even before it is purged"
     );
@@ -59,9 +75,124 @@ pub async fn archive(store: &dyn MessageArchive) {
         "purge removes only expired messages, removed {purged}"
     );
     assert_eq!(
-        store.get("msg:1001", now + 50).await.expect("get"),
+        store.get(OWNER, "msg:1001", now + 50).await.expect("get"),
         Some(first),
         "an unexpired message survives a purge"
+    );
+}
+
+fn said(openid: &OpenId, key: &str, at: i64, text: &str, expires_at: i64) -> ArchivedMessage {
+    ArchivedMessage {
+        key: key.to_owned(),
+        openid: openid.to_string(),
+        msg_type: "text".to_owned(),
+        create_time: at - 1,
+        received_at: at,
+        raw_xml: format!("<xml><Content><![CDATA[{text}]]></Content></xml>"),
+        parsed: serde_json::json!({"type": "text", "content": text}),
+        expires_at,
+    }
+}
+
+fn answered(
+    openid: &OpenId,
+    key: &str,
+    at: i64,
+    reply: Outgoing,
+    expires_at: i64,
+) -> ArchivedReply {
+    ArchivedReply {
+        key: key.to_owned(),
+        openid: openid.to_string(),
+        sent_at: at,
+        route: "faq:shipping-fee".to_owned(),
+        reply,
+        expires_at,
+    }
+}
+
+/// [`MessageArchive`] history: both directions of one user, newest first,
+/// a reply right after the message it answers, expired entries and other
+/// users left out, the first reply to a message kept.
+pub async fn archive_history(store: &dyn MessageArchive) {
+    let now = 1_700_000_000;
+    let user = OpenId::parse("oHistory_user1").expect("openid");
+    let other = OpenId::parse("oHistory_user2").expect("openid");
+    let keep = now + 1000;
+    assert_eq!(
+        store.history(&user, 10, now).await.expect("history"),
+        vec![],
+        "a user who never wrote has no history"
+    );
+
+    let m1 = said(&user, "msg:2001", now - 60, "运费怎么算", keep);
+    let r1 = answered(
+        &user,
+        "msg:2001",
+        now - 60,
+        Outgoing::text("满99元包邮"),
+        keep,
+    );
+    let m2 = said(&user, "msg:2002", now - 30, "转人工", keep);
+    let r2 = answered(
+        &user,
+        "msg:2002",
+        now - 29,
+        Outgoing::TransferToAgent { kf_account: None },
+        keep,
+    );
+    let gone = said(&user, "msg:2003", now - 10, "过期了", now + 5);
+    let theirs = said(&other, "msg:2004", now - 5, "别人的消息", keep);
+    // Stored out of order: history orders by time, not by arrival.
+    for msg in [&m2, &gone, &theirs, &m1] {
+        assert!(store.put(msg).await.expect("put"));
+    }
+    for reply in [&r2, &r1] {
+        assert!(store.put_reply(reply).await.expect("put reply"));
+    }
+    let mut second = r1.clone();
+    second.reply = Outgoing::text("changed");
+    assert!(
+        !store.put_reply(&second).await.expect("put reply again"),
+        "a second reply to one message reports the first is kept"
+    );
+
+    let later = now + 10;
+    let expected = vec![
+        Archived::Reply(r2.clone()),
+        Archived::Message(m2.clone()),
+        Archived::Reply(r1.clone()),
+        Archived::Message(m1.clone()),
+    ];
+    assert_eq!(
+        store.history(&user, 10, later).await.expect("history"),
+        expected,
+        "both directions, newest first, expired and other users' entries left out"
+    );
+    assert_eq!(
+        store.history(&user, 3, later).await.expect("history"),
+        expected[..3].to_vec(),
+        "the limit keeps the newest"
+    );
+    assert_eq!(
+        store.history(&other, 10, later).await.expect("history"),
+        vec![Archived::Message(theirs)],
+    );
+    assert_eq!(
+        expected[2].text(),
+        Some("满99元包邮"),
+        "the reply kept is the first one"
+    );
+
+    let purged = store.purge_expired(later).await.expect("purge");
+    assert!(
+        purged <= 1,
+        "purge removed only the expired entry, {purged}"
+    );
+    assert_eq!(
+        store.history(&user, 10, later).await.expect("history"),
+        expected,
+        "a purge keeps what has not expired"
     );
 }
 

@@ -40,8 +40,8 @@ pub use conversation::{
 };
 pub use event::{ComplianceWord, Direction, Event, EventKind, HandoffReason, Understanding};
 pub use ports::{
-    ArchivedMessage, Begin, Counters, EventLog, EventSink, IdempotencyStore, MessageArchive,
-    PortError,
+    Archived, ArchivedMessage, ArchivedReply, Begin, Counters, EventLog, EventSink,
+    IdempotencyStore, MessageArchive, PortError,
 };
 pub use shop::{
     NewTicket, Order, OrderItem, OrderStatus, OrderSystem, Profile, ProfileStore, TicketSink,

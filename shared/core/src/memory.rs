@@ -8,8 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::{
-    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
-    EventSink, IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
+    Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
+    Counters, Event, EventLog, EventSink, IdempotencyStore, MessageArchive, OpenId, PortError,
+    Versioned,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -18,45 +19,97 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// [`MessageArchive`] in a map.
+/// [`MessageArchive`] in maps.
 #[derive(Debug, Default)]
-pub struct MemoryArchive(Mutex<HashMap<String, ArchivedMessage>>);
+pub struct MemoryArchive(Mutex<Archive>);
+
+#[derive(Debug, Default)]
+struct Archive {
+    messages: HashMap<String, ArchivedMessage>,
+    replies: HashMap<String, ArchivedReply>,
+}
 
 impl MemoryArchive {
     /// How many messages are stored (expired ones included until purged).
     pub fn len(&self) -> usize {
-        lock(&self.0).len()
+        lock(&self.0).messages.len()
     }
 
     /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The reply archived for the message `key`, expired or not.
+    pub fn reply(&self, key: &str) -> Option<ArchivedReply> {
+        lock(&self.0).replies.get(key).cloned()
+    }
 }
 
 #[async_trait]
 impl MessageArchive for MemoryArchive {
     async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError> {
-        let mut map = lock(&self.0);
-        if map.contains_key(&msg.key) {
+        let mut archive = lock(&self.0);
+        if archive.messages.contains_key(&msg.key) {
             return Ok(false);
         }
-        map.insert(msg.key.clone(), msg.clone());
+        archive.messages.insert(msg.key.clone(), msg.clone());
         Ok(true)
     }
 
-    async fn get(&self, key: &str, now: i64) -> Result<Option<ArchivedMessage>, PortError> {
+    async fn put_reply(&self, reply: &ArchivedReply) -> Result<bool, PortError> {
+        let mut archive = lock(&self.0);
+        if archive.replies.contains_key(&reply.key) {
+            return Ok(false);
+        }
+        archive.replies.insert(reply.key.clone(), reply.clone());
+        Ok(true)
+    }
+
+    async fn get(
+        &self,
+        openid: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<ArchivedMessage>, PortError> {
         Ok(lock(&self.0)
+            .messages
             .get(key)
-            .filter(|m| m.expires_at > now)
+            .filter(|m| m.openid == openid && m.expires_at > now)
             .cloned())
     }
 
+    async fn history(
+        &self,
+        openid: &OpenId,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Archived>, PortError> {
+        let archive = lock(&self.0);
+        let messages = archive
+            .messages
+            .values()
+            .filter(|m| m.openid == openid.as_str() && m.expires_at > now)
+            .cloned()
+            .map(Archived::Message);
+        let replies = archive
+            .replies
+            .values()
+            .filter(|r| r.openid == openid.as_str() && r.expires_at > now)
+            .cloned()
+            .map(Archived::Reply);
+        let mut all: Vec<Archived> = messages.chain(replies).collect();
+        all.sort_by(|a, b| b.sort_key().cmp(&a.sort_key()));
+        all.truncate(limit);
+        Ok(all)
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<u64, PortError> {
-        let mut map = lock(&self.0);
-        let before = map.len();
-        map.retain(|_, m| m.expires_at > now);
-        Ok((before - map.len()) as u64)
+        let mut archive = lock(&self.0);
+        let before = archive.messages.len() + archive.replies.len();
+        archive.messages.retain(|_, m| m.expires_at > now);
+        archive.replies.retain(|_, r| r.expires_at > now);
+        Ok((before - archive.messages.len() - archive.replies.len()) as u64)
     }
 }
 
@@ -247,6 +300,11 @@ mod contract_tests {
     #[tokio::test]
     async fn memory_archive_keeps_the_archive_contract() {
         contract::archive(&MemoryArchive::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_archive_keeps_both_sides_in_each_users_history() {
+        contract::archive_history(&MemoryArchive::default()).await;
     }
 
     #[tokio::test]

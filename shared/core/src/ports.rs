@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Direction, Event, OpenId, Outgoing};
 
 /// What can go wrong behind a port.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +59,113 @@ impl ArchivedMessage {
     }
 }
 
-/// Keeps every inbound message for a configurable retention.
+/// A reply we sent, archived beside the message it answers so that the
+/// audit trail holds both sides of every conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchivedReply {
+    /// The key of the message it answers (one reply per message).
+    pub key: String,
+    /// The recipient's OpenID.
+    pub openid: String,
+    /// When we sent it.
+    pub sent_at: i64,
+    /// What we sent, after the outbound filter.
+    pub reply: Outgoing,
+    /// How the dialog chose it (`faq:shipping-fee`, `flow:return:done`,
+    /// `handoff:keyword`, ...): why the bot said what it said.
+    pub route: String,
+    /// After this instant the reply is deleted (retention).
+    pub expires_at: i64,
+}
+
+/// One entry of a user's history: a message they sent or a reply we sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Archived {
+    /// From the customer.
+    Message(ArchivedMessage),
+    /// From us.
+    Reply(ArchivedReply),
+}
+
+impl Archived {
+    /// Which way it went.
+    pub fn direction(&self) -> Direction {
+        match self {
+            Archived::Message(_) => Direction::Inbound,
+            Archived::Reply(_) => Direction::Outbound,
+        }
+    }
+
+    /// The key of the inbound message (for a reply: the one it answers).
+    pub fn key(&self) -> &str {
+        match self {
+            Archived::Message(m) => &m.key,
+            Archived::Reply(r) => &r.key,
+        }
+    }
+
+    /// When it was received or sent: the time history is ordered by.
+    pub fn at(&self) -> i64 {
+        match self {
+            Archived::Message(m) => m.received_at,
+            Archived::Reply(r) => r.sent_at,
+        }
+    }
+
+    /// The customer's text, or our reply's text; `None` for anything else.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Archived::Message(m) => m.text(),
+            Archived::Reply(r) => match &r.reply {
+                Outgoing::Text { content } => Some(content),
+                Outgoing::TransferToAgent { .. } => None,
+            },
+        }
+    }
+
+    /// The order of history: by time, then message key, a reply after the
+    /// message it answers.
+    pub fn sort_key(&self) -> (i64, &str, u8) {
+        let side = match self {
+            Archived::Message(_) => 0,
+            Archived::Reply(_) => 1,
+        };
+        (self.at(), self.key(), side)
+    }
+}
+
+/// Keeps every inbound message and every reply for a configurable
+/// retention, and each user's history in both directions.
 #[async_trait]
 pub trait MessageArchive: Send + Sync {
     /// Stores `msg` unless one with the same key is already archived.
     /// Returns `true` when this call stored it.
     async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError>;
-    /// The message archived under `key`, unless it has expired at `now`.
-    async fn get(&self, key: &str, now: i64) -> Result<Option<ArchivedMessage>, PortError>;
-    /// Deletes messages that expired at or before `now`; returns how many.
-    /// Stores with native expiry (DynamoDB TTL) may return 0.
+    /// Stores the reply to the message `reply.key` unless one is already
+    /// archived (a retried message keeps its first reply). Returns `true`
+    /// when this call stored it.
+    async fn put_reply(&self, reply: &ArchivedReply) -> Result<bool, PortError>;
+    /// The message archived under `key` from `openid`, unless it has
+    /// expired at `now`.
+    async fn get(
+        &self,
+        openid: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<ArchivedMessage>, PortError>;
+    /// The latest `limit` messages and replies of `openid` that have not
+    /// expired at `now`, newest first (see [`Archived::sort_key`]).
+    /// Messages from a sender that is not a valid [`OpenId`] are archived
+    /// but have no history.
+    async fn history(
+        &self,
+        openid: &OpenId,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Archived>, PortError>;
+    /// Deletes messages and replies that expired at or before `now`;
+    /// returns how many. Stores with native expiry (DynamoDB TTL) may
+    /// return 0.
     async fn purge_expired(&self, now: i64) -> Result<u64, PortError>;
 }
 

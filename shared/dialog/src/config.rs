@@ -16,7 +16,7 @@
 //! backlog_limit = 5             # unresolved conversations before new ones go straight to people
 //!
 //! [intents]                     # intent label -> route
-//! greeting = { reply = "{name}您好！", vip_reply = "尊敬的{vip}会员{name}，您好！" }
+//! greeting = { reply = "{name}您好！", vip_reply = "尊敬的{vip}会员{name}，您好！", returning_reply = "欢迎回来！上次您问到「{last_question}」" }
 //! human_agent = { handoff = true }
 //! order_status = { flow = "order_lookup" }
 //! payment = { faq = true }
@@ -90,6 +90,7 @@ struct HandoffSpec {
 struct RouteSpec {
     reply: Option<String>,
     vip_reply: Option<String>,
+    returning_reply: Option<String>,
     flow: Option<String>,
     #[serde(default)]
     faq: bool,
@@ -145,6 +146,9 @@ pub(crate) enum Route {
     Reply {
         text: String,
         vip_text: Option<String>,
+        /// For a customer starting a new conversation whose history holds
+        /// a question the FAQ answered: may use `{last_question}`.
+        returning_text: Option<String>,
     },
     Flow(String),
     Faq,
@@ -339,9 +343,14 @@ impl Dialog {
                     if let Some(v) = &r.vip_reply {
                         template::check(v).map_err(|e| bad(format!("{key} vip_reply {e}")))?;
                     }
+                    if let Some(v) = &r.returning_reply {
+                        template::check_returning(v)
+                            .map_err(|e| bad(format!("{key} returning_reply {e}")))?;
+                    }
                     Route::Reply {
                         text: t,
                         vip_text: r.vip_reply,
+                        returning_text: r.returning_reply,
                     }
                 }
                 (None, Some(name), false, false) => {

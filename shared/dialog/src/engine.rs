@@ -20,6 +20,12 @@
 //! `backlog_limit`. Every hand-over emits `HandoffRequested` and replies
 //! `transfer_customer_service`.
 //!
+//! A reply route may have a greeting for a returning customer: one who
+//! starts a new conversation and whose history (the archive of both sides)
+//! holds a question the FAQ answered before. It can quote that question,
+//! `{last_question}`. The history is read only for such a route, and a
+//! history that cannot be read gives the usual greeting, not an error.
+//!
 //! The engine reads the shop's systems through ports ([`Shop`]) and never
 //! shows a customer anything about an order that is not theirs: another
 //! customer's order number gets the same answer as a wrong one.
@@ -28,11 +34,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use wca_core::{
-    ConversationState, Event, FlowState, HandoffReason, NewTicket, OpenId, Order, OrderStatus,
-    OrderSystem, Outgoing, PortError, Profile, ProfileStore, TicketSink,
+    Archived, ConversationState, Event, FlowState, HandoffReason, MessageArchive, NewTicket,
+    OpenId, Order, OrderStatus, OrderSystem, Outgoing, PortError, Profile, ProfileStore,
+    TicketSink,
 };
 
 use crate::config::{Action, Flow, Handoff, Route, Slot, SlotKind};
+use crate::template::Vars;
 use crate::{Answer, Faq, Rules, template};
 
 /// The shop's systems the dialog may use; a missing one turns the flows
@@ -45,6 +53,9 @@ pub struct Shop {
     pub tickets: Option<Arc<dyn TicketSink>>,
     /// Customer profiles, for personal replies.
     pub profiles: Option<Arc<dyn ProfileStore>>,
+    /// The archive of both sides of every conversation, for replies that
+    /// recall what a customer asked before.
+    pub history: Option<Arc<dyn MessageArchive>>,
 }
 
 /// What arrived.
@@ -88,7 +99,7 @@ pub struct Decision {
     /// The conversation as it stands after this message.
     pub state: ConversationState,
     /// How the reply was chosen, for logs and tests: `rule`, `faq:ID`,
-    /// `intent:LABEL`, `flow:NAME:ask:SLOT`, `flow:NAME:done`,
+    /// `intent:LABEL`, `intent:LABEL:returning`, `flow:NAME:ask:SLOT`, `flow:NAME:done`,
     /// `flow:NAME:cancelled`, `flow:NAME:retry`, `flow:NAME:failed`,
     /// `flow:NAME:faq:ID`, `handoff:REASON`, `clarify`, `welcome`, `none`.
     pub route: String,
@@ -125,6 +136,9 @@ struct Ctx<'t, 'a> {
     profile: Option<Profile>,
     state: ConversationState,
     events: Vec<Event>,
+    /// This message starts a new conversation (the first, or after the
+    /// idle timeout).
+    fresh: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -141,6 +155,37 @@ const CONVERSATION_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// A reply and its route label.
 type Said = (Option<Outgoing>, String);
+
+/// How many history entries (messages and replies) are read to find a
+/// returning customer's last question.
+const HISTORY_LOOKBACK: usize = 20;
+
+/// The longest `{last_question}`, in characters; longer ones are cut with
+/// an ellipsis.
+const LAST_QUESTION_CHARS: usize = 20;
+
+/// The customer's latest message, other than `current`, that the bot
+/// answered from the FAQ (route `faq:ID` or, mid-flow, `flow:NAME:faq:ID`),
+/// cut to [`LAST_QUESTION_CHARS`]. `entries` are newest first.
+fn last_faq_question(entries: &[Archived], current: &str) -> Option<String> {
+    let asked = entries.iter().find_map(|e| match e {
+        Archived::Reply(r)
+            if r.key != current && (r.route.starts_with("faq:") || r.route.contains(":faq:")) =>
+        {
+            Some(r.key.as_str())
+        }
+        _ => None,
+    })?;
+    let text = entries.iter().find_map(|e| match e {
+        Archived::Message(m) if m.key == asked => m.text(),
+        _ => None,
+    })?;
+    let text = text.trim();
+    Some(match text.char_indices().nth(LAST_QUESTION_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    })
+}
 
 /// The first run of exactly 13 ASCII digits in `text`: how the demo shop's
 /// order numbers look, and not a phone number (11) or a tracking number
@@ -185,14 +230,15 @@ impl Dialog {
             Some(p) => p.profile(turn.openid).await?,
             None => None,
         };
+        let idle = turn.now - state.last_active > self.idle_timeout_secs;
         let mut ctx = Ctx {
             turn,
             shop,
             profile,
+            fresh: idle || state.turns == 0,
             state,
             events: Vec::new(),
         };
-        let idle = turn.now - ctx.state.last_active > self.idle_timeout_secs;
         if idle && ctx.state.turns > 0 {
             // A new conversation: nothing of the old one carries over.
             ctx.state.flow = None;
@@ -253,12 +299,29 @@ impl Dialog {
             && let Some(route) = self.routes.get(label)
         {
             match route {
-                Route::Reply { text: t, vip_text } => {
+                Route::Reply {
+                    text: t,
+                    vip_text,
+                    returning_text,
+                } => {
+                    let route = format!("intent:{label}");
+                    if let Some(returning) = returning_text
+                        && ctx.fresh
+                        && let Some(question) = self.last_question(ctx).await
+                    {
+                        ctx.state.unanswered = 0;
+                        let vars = Vars {
+                            last_question: Some(&question),
+                            ..self.vars(ctx)
+                        };
+                        let text = template::render(returning, vars);
+                        return Ok((Some(Outgoing::text(text)), format!("{route}:returning")));
+                    }
                     let template = match vip_text {
                         Some(v) if ctx.vip(self.vip_min_level) => v,
                         _ => t,
                     };
-                    return Ok(self.answered(ctx, template, format!("intent:{label}")));
+                    return Ok(self.answered(ctx, template, route));
                 }
                 Route::Handoff => return Ok(self.hand_over(ctx, HandoffReason::Intent)),
                 Route::Flow(name) => {
@@ -292,12 +355,34 @@ impl Dialog {
         Some((entry.id.as_str(), entry.answer.as_str()))
     }
 
+    fn vars<'c>(&'c self, ctx: &'c Ctx<'_, '_>) -> Vars<'c> {
+        Vars {
+            profile: ctx.profile.as_ref(),
+            anonymous: &self.anonymous_name,
+            last_question: None,
+        }
+    }
+
     fn say(&self, ctx: &Ctx<'_, '_>, template: &str) -> Outgoing {
-        Outgoing::text(template::render(
-            template,
-            ctx.profile.as_ref(),
-            &self.anonymous_name,
-        ))
+        Outgoing::text(template::render(template, self.vars(ctx)))
+    }
+
+    /// A returning customer's last question answered from the FAQ, read
+    /// from their history; `None` when there is none, no history is
+    /// configured, or it cannot be read (logged: a greeting must not fail).
+    async fn last_question(&self, ctx: &Ctx<'_, '_>) -> Option<String> {
+        let archive = ctx.shop.history.as_ref()?;
+        let turn = ctx.turn;
+        match archive
+            .history(turn.openid, HISTORY_LOOKBACK, turn.now)
+            .await
+        {
+            Ok(entries) => last_faq_question(&entries, turn.msg_key),
+            Err(e) => {
+                tracing::warn!(openid = %turn.openid, error = %e, "history unavailable; usual greeting");
+                None
+            }
+        }
     }
 
     fn answered(&self, ctx: &mut Ctx<'_, '_>, template: &str, route: String) -> Said {
@@ -313,7 +398,7 @@ impl Dialog {
     }
 
     fn render(&self, ctx: &Ctx<'_, '_>, template: &str) -> String {
-        template::render(template, ctx.profile.as_ref(), &self.anonymous_name)
+        template::render(template, self.vars(ctx))
     }
 
     /// A cancel word, in a message that says little else ("算了，不退了"),

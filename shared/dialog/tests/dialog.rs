@@ -8,7 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wca_core::{ConversationState, EventKind, HandoffReason, OpenId, Outgoing};
+use wca_core::{
+    ArchivedMessage, ArchivedReply, ConversationState, EventKind, HandoffReason, MessageArchive,
+    OpenId, Outgoing, memory::MemoryArchive,
+};
 use wca_dialog::{Decision, Dialog, Input, Shop, Turn};
 use wca_local::{JsonlOrders, JsonlProfiles, JsonlTickets};
 
@@ -23,6 +26,7 @@ fn demo_dialog() -> Dialog {
 struct Chat {
     dialog: Arc<Dialog>,
     shop: Shop,
+    archive: Arc<MemoryArchive>,
     tickets: Arc<JsonlTickets>,
     openid: OpenId,
     state: ConversationState,
@@ -34,6 +38,7 @@ struct Chat {
 impl Chat {
     fn new(dialog: Arc<Dialog>, openid: &str) -> Self {
         let tickets = Arc::new(JsonlTickets::in_memory());
+        let archive = Arc::new(MemoryArchive::default());
         let shop = Shop {
             orders: Some(Arc::new(
                 JsonlOrders::load(&Path::new(DEMO).join("orders.jsonl")).expect("orders"),
@@ -42,10 +47,12 @@ impl Chat {
             profiles: Some(Arc::new(
                 JsonlProfiles::load(&Path::new(DEMO).join("users.jsonl")).expect("users"),
             )),
+            history: Some(archive.clone()),
         };
         Self {
             dialog,
             shop,
+            archive,
             tickets,
             openid: OpenId::parse(openid).expect("openid"),
             state: ConversationState::default(),
@@ -55,11 +62,23 @@ impl Chat {
         }
     }
 
-    /// Sends `text` with a given intent and sentiment score.
+    /// Sends `text` with a given intent and sentiment score, archiving
+    /// both sides as the webhook does.
     async fn send(&mut self, text: &str, intent: Option<(&str, f32)>, score: f32) -> Decision {
         self.seq += 1;
         self.now += 30;
         let key = format!("msg:{}", self.seq);
+        let message = ArchivedMessage {
+            key: key.clone(),
+            openid: self.openid.to_string(),
+            msg_type: "text".to_owned(),
+            create_time: self.now,
+            received_at: self.now,
+            raw_xml: String::new(),
+            parsed: serde_json::json!({"type": "text", "content": text}),
+            expires_at: self.now + 86_400 * 30,
+        };
+        self.archive.put(&message).await.expect("archive");
         let turn = Turn {
             msg_key: &key,
             openid: &self.openid,
@@ -75,6 +94,17 @@ impl Chat {
             .await
             .expect("respond");
         self.state = decision.state.clone();
+        if let Some(reply) = &decision.reply {
+            let archived = ArchivedReply {
+                key,
+                openid: self.openid.to_string(),
+                sent_at: self.now,
+                reply: reply.clone(),
+                route: decision.route.clone(),
+                expires_at: self.now + 86_400 * 30,
+            };
+            self.archive.put_reply(&archived).await.expect("archive");
+        }
         decision
     }
 
@@ -126,6 +156,43 @@ async fn a_greeting_is_answered_by_name_and_vip_members_get_their_own_greeting()
     let mut stranger = Chat::new(dialog, "o_not_a_customer");
     let d = stranger.say("你好", "greeting").await;
     assert!(text(&d).starts_with("亲您好"), "{}", text(&d));
+}
+
+#[tokio::test]
+async fn a_returning_customer_is_greeted_with_the_question_they_asked_last_time() {
+    let dialog = Arc::new(demo_dialog());
+    let mut chat = Chat::new(dialog.clone(), "o_demo_user02");
+    let d = chat.send("运费怎么算？满多少包邮", None, 0.0).await;
+    assert_eq!(d.route, "faq:shipping-fee");
+    let d = chat.say("谢谢", "thanks_bye").await;
+    assert!(d.reply.is_some());
+    let d = chat.say("你好", "greeting").await;
+    assert_eq!(
+        d.route, "intent:greeting",
+        "within one conversation a greeting is the usual one"
+    );
+
+    chat.now += dialog.idle_timeout_secs() + 1;
+    let d = chat.say("你好", "greeting").await;
+    assert_eq!(d.route, "intent:greeting:returning");
+    assert!(text(&d).starts_with("王浩然您好，欢迎回来"), "{}", text(&d));
+    assert!(
+        text(&d).contains("「运费怎么算？满多少包邮」"),
+        "{}",
+        text(&d)
+    );
+}
+
+#[tokio::test]
+async fn a_customer_whose_history_holds_no_faq_answer_gets_the_usual_greeting() {
+    let dialog = Arc::new(demo_dialog());
+    let mut chat = Chat::new(dialog.clone(), "o_demo_user02");
+    let d = chat.say("我的快递到哪了", "order_status").await;
+    assert!(d.route.starts_with("flow:order_lookup"), "{}", d.route);
+    chat.now += dialog.idle_timeout_secs() + 1;
+    let d = chat.say("你好", "greeting").await;
+    assert_eq!(d.route, "intent:greeting");
+    assert!(!text(&d).contains("欢迎回来"), "{}", text(&d));
 }
 
 #[tokio::test]

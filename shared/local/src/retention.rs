@@ -29,6 +29,7 @@ pub fn spawn_retention(store: RedbStore, clock: Arc<dyn Clock>, every: Duration)
                 Ok(purged) => tracing::info!(
                     now,
                     messages = purged.messages,
+                    replies = purged.replies,
                     idempotency_keys = purged.idempotency_keys,
                     counter_markers = purged.counter_markers,
                     events = purged.events,
@@ -86,7 +87,7 @@ mod tests {
         );
         assert!(
             store
-                .get("msg:later", clock.now())
+                .get("o-user", "msg:later", clock.now())
                 .await
                 .expect("get")
                 .is_some()

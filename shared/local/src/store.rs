@@ -24,8 +24,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use wca_core::{
-    ArchivedMessage, Begin, ConversationState, ConversationStore, Counters, Event, EventLog,
-    IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
+    Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
+    Counters, Event, EventLog, IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
 };
 
 use crate::LocalError;
@@ -36,6 +36,13 @@ type ExpiryIndex = TableDefinition<'static, (i64, &'static str), ()>;
 /// Message key → [`ArchivedMessage`] as JSON.
 const ARCHIVE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("archive");
 const ARCHIVE_EXPIRY: ExpiryIndex = TableDefinition::new("archive_expiry");
+/// Key of the message answered → [`ArchivedReply`] as JSON.
+const REPLIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("replies");
+const REPLY_EXPIRY: ExpiryIndex = TableDefinition::new("reply_expiry");
+/// [`history_key`] → nothing: each user's messages and replies in time
+/// order, pointing into [`ARCHIVE`] and [`REPLIES`].
+const HISTORY: TableDefinition<'_, &str, ()> = TableDefinition::new("history");
+const HISTORY_EXPIRY: ExpiryIndex = TableDefinition::new("history_expiry");
 /// Idempotency key → [`Slot`] in its byte encoding.
 const IDEMPOTENCY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("idempotency");
 const IDEMPOTENCY_EXPIRY: ExpiryIndex = TableDefinition::new("idempotency_expiry");
@@ -65,6 +72,8 @@ pub struct RedbStore {
 pub struct Purged {
     /// Archived messages past their retention.
     pub messages: u64,
+    /// Archived replies past their retention.
+    pub replies: u64,
     /// Idempotency claims and results past their lease or ttl.
     pub idempotency_keys: u64,
     /// Counter once-markers past their expiry.
@@ -80,6 +89,7 @@ impl Purged {
     /// Everything deleted, all kinds together.
     pub fn total(&self) -> u64 {
         self.messages
+            + self.replies
             + self.idempotency_keys
             + self.counter_markers
             + self.events
@@ -109,6 +119,8 @@ impl RedbStore {
         // them (redb reports a missing table as an error, not as empty).
         let txn = db.begin_write()?;
         txn.open_table(ARCHIVE)?;
+        txn.open_table(REPLIES)?;
+        txn.open_table(HISTORY)?;
         txn.open_table(IDEMPOTENCY)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(MARKERS)?;
@@ -116,6 +128,8 @@ impl RedbStore {
         txn.open_table(CONVERSATIONS)?;
         for index in [
             ARCHIVE_EXPIRY,
+            REPLY_EXPIRY,
+            HISTORY_EXPIRY,
             IDEMPOTENCY_EXPIRY,
             MARKER_EXPIRY,
             EVENT_EXPIRY,
@@ -128,7 +142,7 @@ impl RedbStore {
     }
 
     /// Deletes everything that expired at or before `now`: archived
-    /// messages, idempotency claims and results, counter once-markers,
+    /// messages and replies, idempotency claims and results, counter once-markers,
     /// event-log entries and conversation states, in one transaction.
     /// Counter values are kept.
     pub async fn purge(&self, now: i64) -> Result<Purged, PortError> {
@@ -136,11 +150,13 @@ impl RedbStore {
             let txn = db.begin_write()?;
             let purged = Purged {
                 messages: purge_expired(&txn, ARCHIVE_EXPIRY, ARCHIVE, now)?,
+                replies: purge_expired(&txn, REPLY_EXPIRY, REPLIES, now)?,
                 idempotency_keys: purge_expired(&txn, IDEMPOTENCY_EXPIRY, IDEMPOTENCY, now)?,
                 counter_markers: purge_expired(&txn, MARKER_EXPIRY, MARKERS, now)?,
                 events: purge_expired(&txn, EVENT_EXPIRY, EVENTS, now)?,
                 conversations: purge_expired(&txn, CONVERSATION_EXPIRY, CONVERSATIONS, now)?,
             };
+            purge_expired(&txn, HISTORY_EXPIRY, HISTORY, now)?;
             txn.commit()?;
             Ok(purged)
         })
@@ -212,16 +228,31 @@ fn insert_new(
     expires_at: i64,
 ) -> Result<bool, LocalError> {
     let txn = db.begin_write()?;
-    let stored = {
-        let mut table = txn.open_table(data)?;
-        if table.get(key)?.is_some() {
-            false
-        } else {
-            table.insert(key, value)?;
-            txn.open_table(index)?.insert((expires_at, key), ())?;
-            true
-        }
-    };
+    let stored = insert_row(&txn, data, index, key, value, expires_at)?;
+    commit_if(txn, stored)
+}
+
+/// [`insert_new`] inside `txn`, which the caller commits.
+fn insert_row(
+    txn: &WriteTransaction,
+    data: TableDefinition<'_, &str, &[u8]>,
+    index: ExpiryIndex,
+    key: &str,
+    value: &[u8],
+    expires_at: i64,
+) -> Result<bool, LocalError> {
+    let mut table = txn.open_table(data)?;
+    if table.get(key)?.is_some() {
+        return Ok(false);
+    }
+    table.insert(key, value)?;
+    txn.open_table(index)?.insert((expires_at, key), ())?;
+    Ok(true)
+}
+
+/// Commits `txn` when it stored something, aborts it otherwise; returns
+/// `stored`.
+fn commit_if(txn: WriteTransaction, stored: bool) -> Result<bool, LocalError> {
     if stored {
         txn.commit()?;
     } else {
@@ -250,31 +281,159 @@ fn corrupt_row(table: &'static str) -> impl Fn(serde_json::Error) -> LocalError 
     move |err| LocalError::Corrupt(format!("{table}: {err}"))
 }
 
+/// Which side of a conversation a history row points to.
+const SIDE_MESSAGE: char = 'm';
+const SIDE_REPLY: char = 'r';
+
+/// The [`HISTORY`] row of an entry: `openid TAB time TAB key TAB side`,
+/// the time as 16 hex digits of its sign-flipped bits so that rows sort by
+/// time as strings do. A valid OpenID holds no tab, so one user's rows are
+/// exactly those between `openid TAB` and `openid LF`. `None` for a sender
+/// that is not a valid OpenID: such a message has no history.
+fn history_key(openid: &str, at: i64, key: &str, side: char) -> Option<String> {
+    OpenId::parse(openid).ok()?;
+    let order = (at as u64) ^ (1 << 63);
+    Some(format!("{openid}\t{order:016x}\t{key}\t{side}"))
+}
+
+/// The message key and side of a [`HISTORY`] row.
+fn parse_history_key(row: &str) -> Result<(&str, char), LocalError> {
+    let corrupt = || LocalError::Corrupt(format!("history row {row:?}"));
+    let (rest, side) = row.rsplit_once('\t').ok_or_else(corrupt)?;
+    let mut fields = rest.splitn(3, '\t');
+    let key = fields.nth(2).ok_or_else(corrupt)?;
+    match side {
+        "m" => Ok((key, SIDE_MESSAGE)),
+        "r" => Ok((key, SIDE_REPLY)),
+        _ => Err(corrupt()),
+    }
+}
+
+/// Stores `value` under `key` in `data` unless the key exists, with its
+/// history row, both indexed under `expires_at`, in one transaction.
+fn archive_new(
+    db: &Database,
+    data: TableDefinition<'_, &str, &[u8]>,
+    index: ExpiryIndex,
+    key: &str,
+    value: &[u8],
+    expires_at: i64,
+    history: Option<&str>,
+) -> Result<bool, LocalError> {
+    let txn = db.begin_write()?;
+    let stored = insert_row(&txn, data, index, key, value, expires_at)?;
+    if stored && let Some(row) = history {
+        txn.open_table(HISTORY)?.insert(row, ())?;
+        txn.open_table(HISTORY_EXPIRY)?
+            .insert((expires_at, row), ())?;
+    }
+    commit_if(txn, stored)
+}
+
 #[async_trait]
 impl MessageArchive for RedbStore {
     async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError> {
         let json = serde_json::to_vec(msg).map_err(cannot_encode)?;
         let key = msg.key.clone();
         let expires_at = msg.expires_at;
-        self.blocking(move |db| insert_new(db, ARCHIVE, ARCHIVE_EXPIRY, &key, &json, expires_at))
-            .await
+        let history = history_key(&msg.openid, msg.received_at, &msg.key, SIDE_MESSAGE);
+        self.blocking(move |db| {
+            archive_new(
+                db,
+                ARCHIVE,
+                ARCHIVE_EXPIRY,
+                &key,
+                &json,
+                expires_at,
+                history.as_deref(),
+            )
+        })
+        .await
     }
 
-    async fn get(&self, key: &str, now: i64) -> Result<Option<ArchivedMessage>, PortError> {
+    async fn put_reply(&self, reply: &ArchivedReply) -> Result<bool, PortError> {
+        let json = serde_json::to_vec(reply).map_err(cannot_encode)?;
+        let key = reply.key.clone();
+        let expires_at = reply.expires_at;
+        let history = history_key(&reply.openid, reply.sent_at, &reply.key, SIDE_REPLY);
+        self.blocking(move |db| {
+            archive_new(
+                db,
+                REPLIES,
+                REPLY_EXPIRY,
+                &key,
+                &json,
+                expires_at,
+                history.as_deref(),
+            )
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        openid: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<ArchivedMessage>, PortError> {
         let key = key.to_owned();
+        let openid = openid.to_owned();
         self.blocking(move |db| {
             let Some(bytes) = read_bytes(db, ARCHIVE, &key)? else {
                 return Ok(None);
             };
             let msg: ArchivedMessage =
                 serde_json::from_slice(&bytes).map_err(corrupt_row("archive"))?;
-            Ok((msg.expires_at > now).then_some(msg))
+            Ok((msg.openid == openid && msg.expires_at > now).then_some(msg))
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        openid: &OpenId,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<Archived>, PortError> {
+        let from = format!("{openid}\t");
+        let to = format!("{openid}\n");
+        self.blocking(move |db| {
+            let txn = db.begin_read()?;
+            let rows = txn.open_table(HISTORY)?;
+            let messages = txn.open_table(ARCHIVE)?;
+            let replies = txn.open_table(REPLIES)?;
+            let mut found = Vec::new();
+            for row in rows.range(from.as_str()..to.as_str())?.rev() {
+                if found.len() >= limit {
+                    break;
+                }
+                let (row, _) = row?;
+                let (key, side) = parse_history_key(row.value())?;
+                let entry = if side == SIDE_MESSAGE {
+                    let Some(bytes) = messages.get(key)? else {
+                        continue;
+                    };
+                    let msg: ArchivedMessage =
+                        serde_json::from_slice(bytes.value()).map_err(corrupt_row("archive"))?;
+                    (msg.expires_at > now).then_some(Archived::Message(msg))
+                } else {
+                    let Some(bytes) = replies.get(key)? else {
+                        continue;
+                    };
+                    let reply: ArchivedReply =
+                        serde_json::from_slice(bytes.value()).map_err(corrupt_row("replies"))?;
+                    (reply.expires_at > now).then_some(Archived::Reply(reply))
+                };
+                found.extend(entry);
+            }
+            Ok(found)
         })
         .await
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64, PortError> {
-        Ok(self.purge(now).await?.messages)
+        let purged = self.purge(now).await?;
+        Ok(purged.messages + purged.replies)
     }
 }
 
@@ -673,6 +832,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn redb_store_keeps_both_sides_in_each_users_history() {
+        let (_dir, store) = fresh();
+        contract::archive_history(&store).await;
+    }
+
+    #[tokio::test]
     async fn redb_store_keeps_the_idempotency_contract() {
         let (_dir, store) = fresh();
         contract::idempotency(&store).await;
@@ -802,7 +967,7 @@ mod tests {
 
         let store = RedbStore::open(&path).expect("reopen");
         assert_eq!(
-            MessageArchive::get(&store, "msg:1", 1_700_000_000)
+            MessageArchive::get(&store, "o-user", "msg:1", 1_700_000_000)
                 .await
                 .expect("get"),
             Some(msg)
@@ -877,6 +1042,17 @@ mod tests {
                 .await
                 .expect("add")
         );
+        for (key, expires_at) in [("msg:old", now), ("msg:new", now + 1)] {
+            let reply = ArchivedReply {
+                key: key.to_owned(),
+                openid: "o-user".to_owned(),
+                sent_at: 0,
+                reply: wca_core::Outgoing::text("好的"),
+                route: "rule".to_owned(),
+                expires_at,
+            };
+            assert!(store.put_reply(&reply).await.expect("put reply"));
+        }
         let old_event = Event::request_rejected("bad_signature", "r-1", now);
         let new_event = Event::request_rejected("bad_signature", "r-2", now);
         assert!(store.record(&old_event, now).await.expect("record"));
@@ -917,13 +1093,14 @@ mod tests {
             purged,
             Purged {
                 messages: 1,
+                replies: 1,
                 idempotency_keys: 2,
                 counter_markers: 1,
                 events: 1,
                 conversations: 1,
             }
         );
-        assert_eq!(purged.total(), 6);
+        assert_eq!(purged.total(), 7);
         assert_eq!(
             ConversationStore::get(&store, &old_user, now)
                 .await
@@ -940,7 +1117,7 @@ mod tests {
         );
         assert_eq!(store.stored_messages().await.expect("count"), 1);
         assert!(
-            MessageArchive::get(&store, "msg:new", now)
+            MessageArchive::get(&store, "o-user", "msg:new", now)
                 .await
                 .expect("get")
                 .is_some()
