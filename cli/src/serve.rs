@@ -10,14 +10,11 @@ use anyhow::Context as _;
 use clap::Args;
 use rand::{Rng, distr::Alphanumeric};
 use wca_core::SystemClock;
-use wca_dialog::Shop;
-use wca_local::{
-    JsonlOrders, JsonlProfiles, JsonlTickets, RedbStore, event_channel, spawn_analytics,
-    spawn_retention,
-};
+use wca_local::{RedbStore, event_channel, spawn_analytics, spawn_retention};
 use wca_webhook::{
     Ports, Webhook, router,
     settings::{FileSettings, ProcessEnv, Settings},
+    shop::{Platform, ShopSource},
 };
 
 use crate::{DEFAULT_DATA_DIR, dev_token_path, read_dev_token};
@@ -74,34 +71,6 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The shop's systems from the `[shop]` section: JSONL files, read now so
-/// that a broken file stops start-up with its name and line. Tickets go to
-/// `tickets.jsonl` in the data dir unless the section names a file.
-fn shop(settings: &Settings, data_dir: &Path) -> anyhow::Result<Shop> {
-    let section = &settings.shop;
-    let base = &settings.base_dir;
-    let orders = match section.orders_path(base) {
-        Some(path) => Some(Arc::new(JsonlOrders::load(&path)?) as _),
-        None => None,
-    };
-    let profiles = match section.users_path(base) {
-        Some(path) => Some(Arc::new(JsonlProfiles::load(&path)?) as _),
-        None => None,
-    };
-    let tickets_path = section
-        .tickets_path(base)
-        .unwrap_or_else(|| data_dir.join("tickets.jsonl"));
-    let tickets = JsonlTickets::open(&tickets_path)
-        .with_context(|| format!("opening the tickets file {}", tickets_path.display()))?;
-    Ok(Shop {
-        orders,
-        tickets: Some(Arc::new(tickets)),
-        profiles,
-        // The webhook reads the archive it writes.
-        history: None,
-    })
-}
-
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let file = match &args.config {
         Some(path) => FileSettings::load(path)?,
@@ -136,7 +105,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (sink, rx) = event_channel(4096);
     let analytics = spawn_analytics(rx, Arc::new(store.clone()), settings.timezone.clone());
     let retention = spawn_retention(store.clone(), clock.clone(), Duration::from_secs(3600));
-    let shop = shop(&settings, &args.data_dir)?;
+    let platform = Platform {
+        default_tickets: Some(ShopSource::File(args.data_dir.join("tickets.jsonl"))),
+        ..Platform::default()
+    };
+    let shop = wca_webhook::shop::build(&settings, &ProcessEnv, platform)?;
     let ports = Ports {
         archive: Arc::new(store.clone()),
         dedup: Arc::new(store.clone()),

@@ -25,6 +25,7 @@
 
 pub mod handler;
 pub mod settings;
+pub mod shop;
 
 use axum::{
     Router,

@@ -6,22 +6,9 @@ use std::sync::Arc;
 use lambda_http::{Error, run};
 use wca_aws::FunctionEnv;
 use wca_core::SystemClock;
-use wca_webhook::{Ports, Webhook, router, settings::Settings};
-
-/// Orders and profiles from the JSONL files the config layer names. A
-/// ticket sink on Lambda (DynamoDB) is not built yet, so return requests
-/// are answered from the FAQ there.
-fn shop(settings: &Settings) -> Result<wca_dialog::Shop, Error> {
-    let base = &settings.base_dir;
-    let mut shop = wca_dialog::Shop::default();
-    if let Some(path) = settings.shop.orders_path(base) {
-        shop.orders = Some(Arc::new(wca_local::JsonlOrders::load(&path)?));
-    }
-    if let Some(path) = settings.shop.users_path(base) {
-        shop.profiles = Some(Arc::new(wca_local::JsonlProfiles::load(&path)?));
-    }
-    Ok(shop)
-}
+use wca_webhook::settings::{ProcessEnv, Settings};
+use wca_webhook::shop::{Platform, ShopSource};
+use wca_webhook::{Ports, Webhook, router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,13 +16,21 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let aws = FunctionEnv::load().await?;
     let store = Arc::new(aws.store);
+    // Profiles and tickets may live in the stack's table; tickets do when
+    // the config names no other place (the config layer is read-only).
+    let platform = Platform {
+        dynamodb_profiles: Some(store.clone()),
+        dynamodb_tickets: Some(store.clone()),
+        default_tickets: Some(ShopSource::DynamoDb),
+    };
+    let shop = wca_webhook::shop::build(&settings, &ProcessEnv, platform)?;
     let ports = Ports {
         archive: store.clone(),
         dedup: store.clone(),
         events: Arc::new(aws.bus),
         clock: Arc::new(SystemClock),
         conversations: store,
-        shop: shop(&settings)?,
+        shop,
     };
     run(router(Webhook::new(settings, ports))).await
 }

@@ -74,36 +74,23 @@ pub struct FileSettings {
     pub origin: String,
 }
 
-/// `[shop]` section: JSONL files for the demo and small shops (paths
-/// relative to the config file). Unset systems turn off the flows that
-/// need them.
+/// `[shop]` section: where the shop's order, profile and ticket systems
+/// are. Each value is a JSONL file (relative to the config file), an
+/// `http://` or `https://` URL of the shop's own API
+/// ([`wca_local::HttpShop`]), or `dynamodb` (profiles and tickets in the
+/// stack's table, on AWS). An unset system turns off the flows that need
+/// it; see [`crate::shop`] for where tickets go by default.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShopSection {
-    /// Orders, one JSON object a line (`examples/demo-shop/orders.jsonl`).
+    /// Orders (`examples/demo-shop/orders.jsonl`, or a URL).
     pub orders: Option<String>,
-    /// Customer profiles, one JSON object a line.
+    /// Customer profiles.
     pub users: Option<String>,
-    /// Where after-sales tickets are appended; `wca serve` defaults to
-    /// `tickets.jsonl` in its data dir.
+    /// Where after-sales tickets go.
     pub tickets: Option<String>,
-}
-
-impl ShopSection {
-    /// The orders file, resolved against `base`.
-    pub fn orders_path(&self, base: &Path) -> Option<std::path::PathBuf> {
-        self.orders.as_ref().map(|p| base.join(p))
-    }
-
-    /// The profiles file, resolved against `base`.
-    pub fn users_path(&self, base: &Path) -> Option<std::path::PathBuf> {
-        self.users.as_ref().map(|p| base.join(p))
-    }
-
-    /// The tickets file, resolved against `base`.
-    pub fn tickets_path(&self, base: &Path) -> Option<std::path::PathBuf> {
-        self.tickets.as_ref().map(|p| base.join(p))
-    }
+    /// The deadline of one call to a shop API, in milliseconds (1500).
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[nlp]` section.

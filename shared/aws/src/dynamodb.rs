@@ -7,6 +7,9 @@
 //! | an inbound message | `user#{openid}` | `msg#{key}` |
 //! | our reply to it | `user#{openid}` | `reply#{key}` |
 //! | the user's conversation | `user#{openid}` | `conv` |
+//! | their profile (`users = "dynamodb"`) | `user#{openid}` | `profile` |
+//! | an after-sales ticket they opened | `user#{openid}` | `ticket#{request key}` |
+//! | the ticket number sequence | `seq#tickets` | `-` |
 //! | a dedup claim or result | `idem#{key}` | `-` |
 //! | an event-log entry | `evt#{id}` | `-` |
 //! | a counter, a once-marker | `ctr#{name}`, `once#{id}` | `-` |
@@ -25,13 +28,14 @@ use aws_sdk_dynamodb::{
     Client,
     types::{
         AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-        LocalSecondaryIndex, Projection, ProjectionType, Put, ScalarAttributeType,
+        LocalSecondaryIndex, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
         TimeToLiveSpecification, TransactWriteItem, Update,
     },
 };
 use wca_core::{
     Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
-    Counters, Event, EventLog, IdempotencyStore, MessageArchive, OpenId, PortError, Versioned,
+    Counters, Event, EventLog, IdempotencyStore, MessageArchive, NewTicket, OpenId, PortError,
+    Profile, ProfileStore, TicketSink, Versioned,
 };
 
 use crate::unavailable;
@@ -605,5 +609,107 @@ impl ConversationStore for DynamoDbStore {
             }
             Err(e) => Err(unavailable("conversation compare_and_set", e)),
         }
+    }
+}
+
+/// The tickets' sequence counter (`AS000001`, `AS000002`, ...).
+const TICKET_SEQUENCE: &str = "seq#tickets";
+
+impl DynamoDbStore {
+    /// Stores `profile` in its customer's partition (sort key `profile`),
+    /// replacing any earlier one: how profiles are imported for
+    /// `users = "dynamodb"`.
+    pub async fn put_profile(&self, profile: &Profile) -> Result<(), PortError> {
+        let body = serde_json::to_string(profile)
+            .map_err(|e| PortError::Rejected(format!("profile not serialisable: {e}")))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(user(profile.openid.as_str())))
+            .item("sk", s("profile"))
+            .item("profile", s(body))
+            .send()
+            .await
+            .map_err(|e| unavailable("put_profile", e))?;
+        Ok(())
+    }
+
+    /// The ticket id already opened for `ticket`'s request, if any.
+    async fn ticket_of(&self, ticket: &NewTicket) -> Result<Option<String>, PortError> {
+        let key = (
+            user(ticket.openid.as_str()),
+            format!("ticket#{}", ticket.request_key),
+        );
+        match self.get_item(key).await? {
+            Some(item) => get_s(&item, "ticket_id").map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A profile item: `profile`, the [`Profile`] as JSON.
+#[async_trait]
+impl ProfileStore for DynamoDbStore {
+    async fn profile(&self, openid: &OpenId) -> Result<Option<Profile>, PortError> {
+        let Some(item) = self
+            .get_item((user(openid.as_str()), "profile".to_owned()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let profile: Profile = serde_json::from_str(&get_s(&item, "profile")?)
+            .map_err(|e| PortError::Corrupt(format!("profile: {e}")))?;
+        if &profile.openid != openid {
+            return Err(PortError::Corrupt(format!(
+                "the profile stored for {openid} is another customer's"
+            )));
+        }
+        Ok(Some(profile))
+    }
+}
+
+/// A ticket item, in its customer's partition under
+/// `ticket#{request_key}`: `ticket_id` and the request as JSON. Ids come
+/// from one atomic counter; a request that raced another for the same key
+/// gives its number up and returns the winner's ticket.
+#[async_trait]
+impl TicketSink for DynamoDbStore {
+    async fn create(&self, ticket: &NewTicket) -> Result<String, PortError> {
+        if let Some(id) = self.ticket_of(ticket).await? {
+            return Ok(id);
+        }
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(TICKET_SEQUENCE))
+            .key("sk", s(ALONE))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable("ticket sequence", e))?;
+        let number = counted
+            .attributes
+            .as_ref()
+            .ok_or_else(|| PortError::Corrupt("ticket sequence returned nothing".to_owned()))
+            .and_then(|item| get_n(item, "n"))?;
+        let id = format!("AS{number:06}");
+        let body = serde_json::to_string(ticket)
+            .map_err(|e| PortError::Rejected(format!("ticket not serialisable: {e}")))?;
+        let item = Item::from([
+            ("pk".to_owned(), s(user(ticket.openid.as_str()))),
+            ("sk".to_owned(), s(format!("ticket#{}", ticket.request_key))),
+            ("ticket_id".to_owned(), s(&id)),
+            ("ticket".to_owned(), s(body)),
+            ("created_at".to_owned(), n(ticket.created_at)),
+        ]);
+        if self.put_new("ticket create", item).await? {
+            return Ok(id);
+        }
+        self.ticket_of(ticket).await?.ok_or_else(|| {
+            PortError::Unavailable("a ticket for this request vanished while opening".to_owned())
+        })
     }
 }

@@ -203,3 +203,27 @@ async fn more_than_ten_events_are_published_in_chunks() {
     }
     assert_eq!(got, 23);
 }
+
+#[tokio::test]
+async fn dynamodb_profiles_keep_the_profile_contract() {
+    let store = store().await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/demo-shop/users.jsonl"
+    ))
+    .expect("demo users");
+    let profiles: Vec<wca_core::Profile> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("profile"))
+        .collect();
+    for profile in &profiles {
+        store.put_profile(profile).await.expect("put profile");
+    }
+    contract::profile_store(&store, &profiles).await;
+}
+
+#[tokio::test]
+async fn dynamodb_tickets_keep_the_ticket_contract() {
+    contract::ticket_sink(std::sync::Arc::new(store().await)).await;
+}

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use crate::{
     Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
-    Counters, Event, EventLog, EventSink, FlowState, IdempotencyStore, MessageArchive, OpenId,
-    Outgoing, Versioned,
+    Counters, Event, EventLog, EventSink, FlowState, IdempotencyStore, MessageArchive, NewTicket,
+    OpenId, Order, OrderSystem, Outgoing, Profile, ProfileStore, TicketSink, Versioned,
 };
 
 /// The sender of [`sample`]: any string is archived as it came, even one
@@ -567,6 +567,106 @@ async fn no_lost_update(store: Arc<dyn ConversationStore>, user: OpenId, now: i6
         (WRITERS, WRITERS),
         "{WRITERS} concurrent writers each stored one turn as one version: a lost update otherwise"
     );
+}
+
+/// [`OrderSystem`] holding exactly `known`: every order found by its
+/// number, a customer's orders (theirs only) newest first, nothing for an
+/// unknown number or customer.
+pub async fn order_system(orders: &dyn OrderSystem, known: &[Order]) {
+    assert!(!known.is_empty(), "the suite needs some orders");
+    for order in known {
+        assert_eq!(
+            orders.order(&order.order_id).await.expect("order"),
+            Some(order.clone()),
+            "order {} as stored",
+            order.order_id
+        );
+    }
+    assert_eq!(orders.order("0000000000000").await.expect("order"), None);
+    let mut customers: Vec<&OpenId> = known.iter().map(|o| &o.openid).collect();
+    customers.sort();
+    customers.dedup();
+    for customer in customers {
+        let mut theirs: Vec<Order> = known
+            .iter()
+            .filter(|o| &o.openid == customer)
+            .cloned()
+            .collect();
+        theirs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        assert_eq!(
+            orders.orders_of(customer).await.expect("orders_of"),
+            theirs,
+            "the orders of {customer}, newest first"
+        );
+    }
+    let stranger = OpenId::parse("o_nobody_at_all").expect("openid");
+    assert_eq!(
+        orders.orders_of(&stranger).await.expect("orders_of"),
+        vec![]
+    );
+}
+
+/// [`ProfileStore`] holding exactly `known`.
+pub async fn profile_store(profiles: &dyn ProfileStore, known: &[Profile]) {
+    for profile in known {
+        assert_eq!(
+            profiles.profile(&profile.openid).await.expect("profile"),
+            Some(profile.clone())
+        );
+    }
+    let stranger = OpenId::parse("o_nobody_at_all").expect("openid");
+    assert_eq!(profiles.profile(&stranger).await.expect("profile"), None);
+}
+
+fn ticket(request_key: &str, order_id: &str) -> NewTicket {
+    NewTicket {
+        openid: OpenId::parse("o_ticket_user").expect("openid"),
+        order_id: order_id.to_owned(),
+        kind: "return".to_owned(),
+        reason: "尺码不合适 \"偏小\"".to_owned(),
+        created_at: 1_700_000_000,
+        request_key: request_key.to_owned(),
+    }
+}
+
+/// [`TicketSink`]: a ticket per request, the same request (a retry, even
+/// many at once) always its first ticket.
+pub async fn ticket_sink(sink: Arc<dyn TicketSink>) {
+    let first = sink
+        .create(&ticket("msg:1", "2026111305517"))
+        .await
+        .expect("create");
+    assert!(!first.is_empty(), "a ticket has an id");
+    assert_eq!(
+        sink.create(&ticket("msg:1", "2026111305517"))
+            .await
+            .expect("create"),
+        first,
+        "a retried request gets its first ticket"
+    );
+    let second = sink
+        .create(&ticket("msg:2", "2026111305517"))
+        .await
+        .expect("create");
+    assert_ne!(second, first, "another request opens another ticket");
+
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let sink = sink.clone();
+            tokio::spawn(async move { sink.create(&ticket("msg:3", "2026091408816")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for handle in handles {
+        ids.push(handle.await.expect("task").expect("create"));
+    }
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one ticket for one request sent at once: {ids:?}"
+    );
+    assert!(ids[0] != first && ids[0] != second);
 }
 
 #[cfg(test)]

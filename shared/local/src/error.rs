@@ -50,6 +50,10 @@ pub enum LocalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A setting of an adapter is not usable (a shop API URL that is not
+    /// http or https, a zero timeout).
+    #[error("{0}")]
+    Config(String),
     /// The background thread running a store operation panicked or was
     /// cancelled (the runtime is shutting down).
     #[error("store task did not finish: {0}")]

@@ -16,7 +16,8 @@
 //!   counters;
 //! - [`spawn_retention`] deletes expired data on a timer;
 //! - [`JsonlOrders`], [`JsonlProfiles`] and [`JsonlTickets`] are the shop
-//!   ports over JSONL files (the demo shop's data).
+//!   ports over JSONL files (the demo shop's data), and [`HttpShop`] the
+//!   same ports over a shop's own JSON API.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -49,6 +50,7 @@ mod channel;
 mod error;
 mod retention;
 mod shop_files;
+mod shop_http;
 mod store;
 
 pub use analytics::spawn_analytics;
@@ -56,4 +58,5 @@ pub use channel::{ChannelEventSink, event_channel};
 pub use error::LocalError;
 pub use retention::spawn_retention;
 pub use shop_files::{JsonlOrders, JsonlProfiles, JsonlTickets};
+pub use shop_http::{DEFAULT_TIMEOUT as DEFAULT_SHOP_TIMEOUT, HttpShop, MAX_IN_FLIGHT};
 pub use store::{Purged, RedbStore};
