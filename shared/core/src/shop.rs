@@ -3,8 +3,8 @@
 //! profiles ([`ProfileStore`]).
 //!
 //! A shop already has these systems; wca reaches them through these ports,
-//! with adapters for JSONL files (the demo shop, tests) and, later, HTTP
-//! and DynamoDB. The types follow the demo shop's data
+//! with adapters for JSONL files (the demo shop, tests), the shop's own
+//! HTTP API, and DynamoDB (profiles and tickets). The types follow the demo shop's data
 //! (`examples/demo-shop/README.md`).
 
 use async_trait::async_trait;
@@ -30,6 +30,11 @@ pub enum OrderStatus {
     Refunded,
     /// 已取消
     Cancelled,
+    /// A status this version of wca does not know (a shop's own, such as
+    /// `partially_shipped`): shown as 处理中, and a return is left to a
+    /// person.
+    #[serde(other)]
+    Other,
 }
 
 impl OrderStatus {
@@ -43,6 +48,7 @@ impl OrderStatus {
             OrderStatus::Refunding => "退款中",
             OrderStatus::Refunded => "已退款",
             OrderStatus::Cancelled => "已取消",
+            OrderStatus::Other => "处理中",
         }
     }
 }
@@ -143,4 +149,18 @@ pub trait TicketSink: Send + Sync {
 pub trait ProfileStore: Send + Sync {
     /// The customer's profile, if the shop knows them.
     async fn profile(&self, openid: &OpenId) -> Result<Option<Profile>, PortError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_this_version_does_not_know_still_reads_as_an_order() {
+        let status: OrderStatus = serde_json::from_str("\"partially_shipped\"").expect("reads");
+        assert_eq!(status, OrderStatus::Other);
+        assert_eq!(status.display_zh(), "处理中");
+        let known: OrderStatus = serde_json::from_str("\"shipped\"").expect("reads");
+        assert_eq!(known, OrderStatus::Shipped);
+    }
 }

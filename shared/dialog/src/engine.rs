@@ -156,6 +156,10 @@ const CONVERSATION_TTL_SECS: i64 = 7 * 24 * 3600;
 /// A reply and its route label.
 type Said = (Option<Outgoing>, String);
 
+/// Words that make a message mentioning a hand-over keyword a question
+/// about opening hours rather than a request for a person.
+const WHEN_WORDS: [&str; 7] = ["几点", "什么时候", "时间", "上班", "下班", "营业", "多久"];
+
 /// How many history entries (messages and replies) are read to find a
 /// returning customer's last question.
 const HISTORY_LOOKBACK: usize = 20;
@@ -274,12 +278,15 @@ impl Dialog {
             0
         };
         let folded = text.to_lowercase();
-        if self
+        if let Some(keyword) = self
             .handoff
             .keywords
             .iter()
-            .any(|k| folded.contains(k.as_str()))
+            .find(|k| folded.contains(k.as_str()))
         {
+            if let Some((id, answer)) = self.when_is_a_person_there(&folded, keyword) {
+                return Ok(self.plain(ctx, answer.to_owned(), format!("faq:{id}")));
+            }
             return Ok(self.hand_over(ctx, HandoffReason::Keyword));
         }
         if ctx.state.flow.is_some() {
@@ -346,6 +353,23 @@ impl Dialog {
             return Ok(self.plain(ctx, answer.to_owned(), format!("faq:{id}")));
         }
         Ok(self.unanswered(ctx, None))
+    }
+
+    /// A hand-over keyword in a question about *when* people are there
+    /// (「人工客服几点上班」): the FAQ's answer, when its entry is about that
+    /// keyword. A request for a person (「我要人工客服」) has no such word
+    /// and is handed over.
+    fn when_is_a_person_there(&self, folded: &str, keyword: &str) -> Option<(&str, &str)> {
+        let rest = folded.replace(keyword, "");
+        if !WHEN_WORDS.iter().any(|w| rest.contains(w)) {
+            return None;
+        }
+        let entry = self.faq.as_ref()?.best(folded).entry?;
+        let about = std::iter::once(&entry.question)
+            .chain(&entry.examples)
+            .chain(std::iter::once(&entry.answer))
+            .any(|t| t.contains(keyword));
+        about.then_some((entry.id.as_str(), entry.answer.as_str()))
     }
 
     fn faq_answer(&self, text: &str) -> Option<(&str, &str)> {
@@ -812,6 +836,9 @@ impl Dialog {
                     order.status.display_zh()
                 ))
             }
+            OrderStatus::Other => Some(format!(
+                "订单 {id} 正在处理中，退货需要客服核实，请回复「人工」由客服为您办理。"
+            )),
             OrderStatus::Delivered => {
                 let Some(delivered) = order
                     .delivered_at

@@ -483,6 +483,24 @@ async fn a_handoff_keyword_hands_over_even_mid_flow() {
 }
 
 #[tokio::test]
+async fn asking_when_people_are_there_gets_the_hours_but_asking_for_one_hands_over() {
+    let dialog = Arc::new(demo_dialog());
+    let mut chat = Chat::new(dialog.clone(), "o_demo_user02");
+    let d = chat.say("人工客服几点上班", "human_agent").await;
+    assert_eq!(d.route, "faq:store-hours");
+    assert!(text(&d).contains("9:00-22:00"), "{}", text(&d));
+    for request in ["我要人工客服", "人工客服，我的快递丢了"] {
+        let mut chat = Chat::new(dialog.clone(), "o_demo_user02");
+        let d = chat.say(request, "human_agent").await;
+        assert_eq!(
+            handoff_reason(&d),
+            (HandoffReason::Keyword, false),
+            "{request}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_human_agent_intent_hands_over_and_vip_members_first() {
     let dialog = Arc::new(demo_dialog());
     let mut chat = Chat::new(dialog.clone(), "o_demo_user02");
