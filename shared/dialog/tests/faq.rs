@@ -1,9 +1,13 @@
 //! The FAQ: file errors, folding, silence, and retrieval measured on the
 //! demo shop's held-out paraphrases.
 //!
-//! `faq-heldout.tsv` (`expected_id<TAB>question`, `-` for a question the FAQ
-//! does not answer) was written before the retrieval was tuned and is never
-//! tuned on; the threshold and margin were chosen on `faq-dev.tsv`. Run
+//! The test sets are `expected_id<TAB>question` lines, `-` for a question the
+//! FAQ does not answer. `faq-heldout.tsv` was written before the retrieval
+//! was first tuned; `faq-heldout2.tsv` (colloquial, typos, traditional
+//! characters, emoji) after that one had been measured and before the second
+//! round. Neither is tuned on: the method, the threshold and the margin were
+//! chosen on `faq-dev.tsv` and `faq-dev-typos.tsv` (the dev questions with
+//! one character each swapped for a common homophone, generated). Run
 //! `cargo test -p wca-dialog --test faq -- --nocapture` to see the rates.
 
 use std::path::{Path, PathBuf};
@@ -223,6 +227,34 @@ fn traditional_and_full_width_questions_hit_the_same_entry_as_simplified_ones() 
 }
 
 #[test]
+fn homophone_typos_hit_the_same_entry_as_the_right_characters() {
+    let faq = demo_faq();
+    for (right, typo) in [
+        ("能发顺丰吗", "能发顺风吗"),
+        ("会员等级怎么划分", "会员等级怎么化分"),
+        ("可以开发票吗", "可以开发飘吗"),
+    ] {
+        let a = faq.best(right);
+        let b = faq.best(typo);
+        assert!(a.entry.is_some(), "{right}: {a:?}");
+        assert_eq!(
+            a.entry.map(|e| &e.id),
+            b.entry.map(|e| &e.id),
+            "{typo}: {b:?}"
+        );
+    }
+}
+
+#[test]
+fn an_order_number_alone_is_no_question() {
+    let faq = demo_faq().with_threshold(0.0).with_margin(0.0);
+    for text in ["9999999999999", "2026111800012", "13800138000"] {
+        let found = faq.best(text);
+        assert!(found.entry.is_none(), "{text:?} -> {found:?}");
+    }
+}
+
+#[test]
 fn questions_the_faq_does_not_answer_get_no_answer() {
     let faq = demo_faq();
     for text in [
@@ -297,12 +329,16 @@ fn the_extra_examples_do_not_contain_held_out_questions() {
         .flat_map(|e| &e.examples)
         .map(|q| fold(q))
         .collect();
-    for (_, question) in questions("faq-heldout.tsv") {
-        assert!(
-            !examples.contains(&fold(&question)),
-            "held-out question {question:?} is in the FAQ files"
-        );
-    }
+    let leaked: Vec<String> = ["faq-heldout.tsv", "faq-heldout2.tsv"]
+        .into_iter()
+        .flat_map(questions)
+        .map(|(_, question)| question)
+        .filter(|question| examples.contains(&fold(question)))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "held-out questions in the FAQ files: {leaked:?}"
+    );
 }
 
 #[test]
@@ -322,9 +358,9 @@ fn the_held_out_set_covers_every_entry_and_has_negatives() {
     assert!(set.iter().filter(|(id, _)| id == "-").count() >= 40);
 }
 
-/// The measured rates on the held-out set are 156/210 correct (0.743) and
-/// 5/270 wrong (0.019, of them 3 negatives answered), with the default
-/// threshold and margin; a change that lowers them fails here.
+/// The measured rates on the held-out set are 183/210 correct (0.871) and
+/// 2/270 wrong (0.007, both negatives answered), with the default threshold
+/// and margin; a change that lowers them fails here.
 #[test]
 fn held_out_accuracy_stays_at_the_measured_rates() {
     let rates = Rates::of(&demo_faq(), &questions("faq-heldout.tsv"));
@@ -338,12 +374,33 @@ fn held_out_accuracy_stays_at_the_measured_rates() {
         rates.wrong_rate(),
         rates.wrong_negative
     );
-    assert!(rates.correct_rate() >= 0.73, "{rates:?}");
-    assert!(rates.wrong_rate() <= 0.025, "{rates:?}");
+    assert!(rates.correct_rate() >= 0.86, "{rates:?}");
+    assert!(rates.wrong_rate() <= 0.015, "{rates:?}");
 }
 
-/// The defaults were chosen on the dev set: 104/120 correct (0.867), 3/160
-/// wrong (0.019).
+/// The second held-out set, `faq-heldout2.tsv`, written after the first
+/// had been measured and before the retrieval was tuned again: 124/161
+/// correct (0.770) and 6/201 wrong (0.030). (The method before that round
+/// scored 100/161 and 6/201.)
+#[test]
+fn second_held_out_accuracy_stays_at_the_measured_rates() {
+    let rates = Rates::of(&demo_faq(), &questions("faq-heldout2.tsv"));
+    println!(
+        "held-out 2: {}/{} correct ({:.3}), {}/{} wrong ({:.3}; {} of them negatives answered)",
+        rates.correct,
+        rates.answerable,
+        rates.correct_rate(),
+        rates.wrong,
+        rates.total,
+        rates.wrong_rate(),
+        rates.wrong_negative
+    );
+    assert!(rates.correct_rate() >= 0.76, "{rates:?}");
+    assert!(rates.wrong_rate() <= 0.035, "{rates:?}");
+}
+
+/// The defaults were chosen on the dev set: 206/240 correct (0.858), 5/310
+/// wrong (0.016).
 #[test]
 fn dev_accuracy_stays_at_the_tuned_rates() {
     let rates = Rates::of(&demo_faq(), &questions("faq-dev.tsv"));
@@ -357,5 +414,66 @@ fn dev_accuracy_stays_at_the_tuned_rates() {
         rates.wrong_rate()
     );
     assert!(rates.correct_rate() >= 0.85, "{rates:?}");
+    assert!(rates.wrong_rate() <= 0.02, "{rates:?}");
+}
+
+/// The dev questions with a homophone typo each do nearly as well: 203/239
+/// correct (0.849), 6/301 wrong (0.020); without the typo correction they
+/// scored 148/239 (0.619) and 2/301.
+#[test]
+fn dev_questions_with_homophone_typos_are_answered_nearly_as_well() {
+    let rates = Rates::of(&demo_faq(), &questions("faq-dev-typos.tsv"));
+    println!(
+        "dev typos: {}/{} correct ({:.3}), {}/{} wrong ({:.3})",
+        rates.correct,
+        rates.answerable,
+        rates.correct_rate(),
+        rates.wrong,
+        rates.total,
+        rates.wrong_rate()
+    );
+    assert!(rates.correct_rate() >= 0.83, "{rates:?}");
     assert!(rates.wrong_rate() <= 0.025, "{rates:?}");
+}
+
+/// For tuning: lists the dev questions (both dev sets) answered wrongly or
+/// not at all, with their scores. Never a held-out set: those are measured
+/// only in aggregate. `cargo test -p wca-dialog --test faq -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "prints the dev misses for tuning"]
+fn dev_misses_are_listed_for_tuning() {
+    let faq = demo_faq();
+    for set in ["faq-dev.tsv", "faq-dev-typos.tsv"] {
+        for (want, question) in questions(set) {
+            let found = faq.best(&question);
+            let got = found.entry.map_or("-", |e| e.id.as_str());
+            if got != want {
+                let candidate = found.candidate.map_or("-", |e| e.id.as_str());
+                println!(
+                    "{set}\t{want}\t{question}\tgot {got}\tcandidate {candidate} {:.3} (runner-up {:.3})",
+                    found.score, found.runner_up
+                );
+            }
+        }
+    }
+}
+
+/// For the latency budget: the mean time of one lookup over the dev
+/// questions. `cargo test --release -p wca-dialog --test faq -- --ignored
+/// --nocapture a_lookup`.
+#[test]
+#[ignore = "prints the time of a lookup; meaningful in release builds"]
+fn a_lookup_takes_a_few_microseconds() {
+    let faq = demo_faq();
+    let set = questions("faq-dev.tsv");
+    let rounds = 200;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        for (_, question) in &set {
+            std::hint::black_box(faq.best(question));
+        }
+    }
+    let each = start.elapsed() / (rounds * set.len()) as u32;
+    println!("one lookup: {each:?} (mean of {} questions)", set.len());
 }
