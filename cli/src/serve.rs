@@ -1,6 +1,7 @@
 //! `wca serve`: the webhook, the analytics consumer and the retention
 //! sweeper in one process, over an embedded redb file.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,24 +52,67 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
-/// The development token: reused from `data_dir` or created there.
-fn dev_token(data_dir: &Path) -> anyhow::Result<String> {
+/// The development token: reused from `data_dir`, or created there
+/// readable by its owner only; `true` when created now.
+fn dev_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
     if let Some(token) = read_dev_token(data_dir) {
-        return Ok(token);
+        return Ok((token, false));
     }
     let token: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(32)
         .map(char::from)
         .collect();
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    std::fs::write(dev_token_path(data_dir), &token)
-        .with_context(|| format!("writing {}", dev_token_path(data_dir).display()))?;
-    Ok(token)
+    let path = dev_token_path(data_dir);
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    file.open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, token.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((token, true))
+}
+
+/// Creates `dir` (and its parents) and makes it its owner's only: it holds
+/// the development token, every archived message and the tickets.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// How long shutdown waits for messages in progress.
+const DRAIN_WITHIN: Duration = Duration::from_secs(10);
+
+/// Ctrl-C, or SIGTERM (what `kill`, systemd and container runtimes send).
+async fn shutdown_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops wca serve")
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -78,20 +122,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let configured =
         std::env::var("WECHAT_TOKEN").is_ok_and(|t| !t.is_empty()) || file.wechat.token.is_some();
+    private_dir(&args.data_dir)?;
     let fallback = if configured {
         None
     } else {
         Some(dev_token(&args.data_dir)?)
     };
-    let settings = Settings::resolve(file, &ProcessEnv, fallback.as_deref())?;
-    if fallback.is_some() {
-        // The development token is printed once, for the person at the
-        // terminal; it never goes to the log.
-        eprintln!(
-            "wca: no WECHAT_TOKEN set; using the development token {} (saved in {})",
-            settings.callback.token.expose(),
-            dev_token_path(&args.data_dir).display()
-        );
+    let settings = Settings::resolve(
+        file,
+        &ProcessEnv,
+        fallback.as_ref().map(|(token, _)| token.as_str()),
+    )?;
+    if let Some((_, created)) = fallback {
+        // The development token is shown once, when it is made, and only
+        // to a person at a terminal: never to a log file or a pipe.
+        let path = dev_token_path(&args.data_dir);
+        if created && std::io::stderr().is_terminal() {
+            eprintln!(
+                "wca: no WECHAT_TOKEN set; created the development token {} (saved in {}, where `wca send` and `wca chat` find it)",
+                settings.callback.token.expose(),
+                path.display()
+            );
+        } else {
+            eprintln!(
+                "wca: no WECHAT_TOKEN set; using the development token saved in {}",
+                path.display()
+            );
+        }
     }
     let mode = if settings.callback.aes_key.is_some() {
         "safe (encrypted)"
@@ -118,7 +175,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         conversations: Arc::new(store),
         shop,
     };
-    let app = router(Webhook::new(settings, ports));
+    let hook = Webhook::new(settings, ports);
+    let app = router(hook.clone());
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
@@ -127,11 +185,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("wca: {mode} mode, data in {}", args.data_dir.display());
     println!("wca listening on http://{addr}/wechat");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_requested())
         .await
         .context("serving")?;
+    // Messages whose sender hung up are still being processed: finish
+    // them, so that what was claimed is answered, archived and counted.
+    if !hook.drain(DRAIN_WITHIN).await {
+        tracing::warn!(
+            in_flight = hook.in_flight(),
+            "stopping with messages still in progress; WeChat's retries will take them over"
+        );
+    }
+    drop(hook);
     retention.abort();
     // Dropping the router dropped the last event sender: let the consumer
     // finish what is queued.

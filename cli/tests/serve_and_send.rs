@@ -266,3 +266,94 @@ fn the_demo_shop_holds_a_whole_conversation_through_wca_chat() {
         "{tickets}"
     );
 }
+
+#[test]
+fn sigterm_stops_wca_serve_cleanly_with_every_event_recorded() {
+    let mut server = start(&[]);
+    let (ok, _, err) = send(&server, &[], "你好", &["--msg-id", "4242"]);
+    assert!(ok, "stderr: {err}");
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..200 {
+        status = server.child.try_wait().expect("try_wait");
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = status.expect("wca serve stopped within 20 s of SIGTERM");
+    assert!(
+        status.success(),
+        "a clean exit, not death by signal: {status:?}"
+    );
+
+    // The queued events were counted before the store closed. (The day
+    // is read on both sides of the check, in case midnight passes.)
+    let day = || {
+        let tz = jiff::tz::TimeZone::get("Asia/Shanghai").expect("tz");
+        jiff::Timestamp::now().to_zoned(tz).date().to_string()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = wca_local::RedbStore::open(&server.data_dir.join("wca.redb")).expect("store");
+    let counted = runtime.block_on(async {
+        use wca_core::Counters;
+        let mut counted = (0, 0);
+        for day in [day(), day()] {
+            counted.0 += store
+                .get(&format!("msgs:day:{day}"))
+                .await
+                .expect("counter");
+            counted.1 += store
+                .get(&format!("replies:day:{day}"))
+                .await
+                .expect("counter");
+        }
+        counted
+    });
+    assert!(counted.0 >= 1, "the message was counted: {counted:?}");
+    assert!(counted.1 >= 1, "the reply was counted: {counted:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn local_files_are_their_owners_only_and_the_token_stays_off_a_piped_stderr() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let mut child = wca()
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wca serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    let token_file = data_dir.join("dev-token");
+    let token = std::fs::read_to_string(&token_file).expect("dev token");
+    assert_eq!(mode(&data_dir), 0o700, "data dir");
+    assert_eq!(mode(&token_file), 0o600, "dev-token");
+    assert_eq!(mode(&data_dir.join("wca.redb")), 0o600, "wca.redb");
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("stderr");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dev-token"),
+        "says where the token is: {stderr}"
+    );
+    assert!(
+        !stderr.contains(token.trim()),
+        "the token itself is not on a pipe"
+    );
+}

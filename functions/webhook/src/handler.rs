@@ -6,11 +6,23 @@
 //! decryption, XML), claim the message's dedup key, archive it, decide the
 //! reply, archive the reply beside the message, emit the events, remember the sealed reply for WeChat's retries,
 //! answer. A retry of a finished message gets the remembered bytes; a retry
-//! that races the first delivery waits briefly for it.
+//! that races the first delivery waits for it.
+//!
+//! WeChat hangs up after 5 s and retries twice, 5 s apart. A message is
+//! therefore processed in a task of its own ([`Webhook::handle_post_detached`])
+//! that finishes whatever happens to the connection, so a retry finds it
+//! done; shutdown waits for those tasks ([`Webhook::drain`]). A claim's lease
+//! (8 s by default) is shorter than WeChat's last retry, so a retry takes
+//! over a delivery that died with its process. A retry never answers
+//! `success` for a message it has not seen finished: WeChat would stop
+//! retrying and the customer would get nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::Notify;
 use wca_converse::{Message, Pipeline};
 use wca_core::{
     ArchivedMessage, ArchivedReply, Begin, Clock, ConversationStore, Event, EventSink,
@@ -66,6 +78,33 @@ impl WebhookResponse {
     }
 }
 
+/// The messages being processed right now, so that shutdown can wait for
+/// them.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One message being processed; dropping it (the task ended, however)
+/// counts it out.
+struct Working(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> Working {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Working(Arc::clone(self))
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 /// The ports the webhook writes to.
 #[derive(Clone)]
 pub struct Ports {
@@ -89,6 +128,7 @@ pub struct Webhook {
     settings: Arc<Settings>,
     ports: Ports,
     pipeline: Pipeline,
+    in_flight: Arc<InFlight>,
 }
 
 impl Webhook {
@@ -111,7 +151,54 @@ impl Webhook {
             settings: Arc::new(settings),
             ports,
             pipeline,
+            in_flight: Arc::default(),
         }
+    }
+
+    /// POST, processed in a task of its own that runs to the end even when
+    /// the caller stops waiting (WeChat hangs up after 5 s; a dropped
+    /// request would leave the message claimed and unanswered until its
+    /// lease ran out). What the HTTP routes call.
+    pub async fn handle_post_detached<B>(&self, query: Query, body: B) -> WebhookResponse
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
+        let hook = self.clone();
+        let working = self.in_flight.enter();
+        let task = tokio::spawn(async move {
+            let _working = working;
+            hook.handle_post(&query, body.as_ref()).await
+        });
+        match task.await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "message task failed; WeChat will retry");
+                WebhookResponse::internal()
+            }
+        }
+    }
+
+    /// Messages being processed right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no message is being processed, at most `within`;
+    /// `true` when none is left. Shutdown calls it after it stops
+    /// accepting requests.
+    pub async fn drain(&self, within: Duration) -> bool {
+        let idle = async {
+            loop {
+                let notified = self.in_flight.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(within, idle).await.is_ok()
     }
 
     /// The settings in force.
@@ -151,11 +238,13 @@ impl Webhook {
                     return WebhookResponse::from_stored(stored);
                 }
                 Ok(Begin::InFlight) if started.elapsed() < self.settings.inflight_wait => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Ok(Begin::InFlight) => {
-                    tracing::warn!(msg_key = %key, "first delivery still running; acknowledged");
-                    return WebhookResponse::plain(200, SUCCESS);
+                    // Not `success`: WeChat would stop retrying, and the
+                    // reply would never reach the customer.
+                    tracing::warn!(msg_key = %key, "first delivery still running; asking WeChat to retry");
+                    return WebhookResponse::plain(503, "still processing; retry");
                 }
                 Err(e) => return self.failed(&key, "dedup", &e),
             }

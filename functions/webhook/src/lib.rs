@@ -62,7 +62,7 @@ async fn post_wechat(
     Query(q): Query<WxQuery>,
     body: Bytes,
 ) -> WebhookResponse {
-    hook.handle_post(&q, &body).await
+    hook.handle_post_detached(q, body).await
 }
 
 /// The HTTP routes: `GET|POST /wechat`. Bodies over the configured limit

@@ -163,8 +163,12 @@ pub struct WebhookSection {
     pub max_body_bytes: Option<usize>,
     /// Time zone for daily and hourly counters (default Asia/Shanghai).
     pub timezone: Option<String>,
-    /// How long a retry waits for the first delivery's reply (default 3000).
+    /// How long a retry waits for the first delivery's reply (default: the
+    /// lease and a second, by which time it is done or taken over).
     pub inflight_wait_ms: Option<u64>,
+    /// How long a claim on a message lasts before a retry may take it over
+    /// (default 8: shorter than WeChat's last retry, 10 s after the first).
+    pub lease_secs: Option<i64>,
 }
 
 /// Everything the webhook needs, validated.
@@ -323,6 +327,10 @@ impl Settings {
                 "the body size limit must be at least 1024 bytes".into(),
             ));
         }
+        let lease_secs = num("WCA_LEASE_SECS", w.lease_secs, 8)?;
+        if lease_secs < 1 {
+            return Err(invalid("the claim lease must be at least 1 second".into()));
+        }
         let tz_name = env
             .var("WCA_TIMEZONE")
             .or_else(|| w.timezone.clone())
@@ -351,8 +359,11 @@ impl Settings {
             },
             retention_secs: retention_days * 24 * 3600,
             dedup_ttl_secs: 24 * 3600,
-            lease_secs: 30,
-            inflight_wait: Duration::from_millis(w.inflight_wait_ms.unwrap_or(3000)),
+            lease_secs,
+            inflight_wait: Duration::from_millis(
+                w.inflight_wait_ms
+                    .unwrap_or(lease_secs.unsigned_abs() * 1000 + 1000),
+            ),
             timezone,
             rules,
             filter,

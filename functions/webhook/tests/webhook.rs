@@ -275,11 +275,17 @@ async fn a_message_without_a_reply_leaves_only_the_message_in_the_history() {
     let history = f.archive.history(&user, 10, NOW).await.expect("history");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].direction(), Direction::Inbound);
-    assert!(f.archive.reply(&format!("evt:{OPENID}:{NOW}")).is_none());
+    assert!(
+        history[0]
+            .key()
+            .starts_with(&format!("evt:{OPENID}:{NOW}:click:"))
+    );
+    assert!(f.archive.reply(history[0].key()).is_none());
 }
 
 #[tokio::test]
-async fn a_new_follower_gets_the_welcome_and_the_event_is_deduplicated_by_sender_and_time() {
+async fn a_new_follower_gets_the_welcome_and_the_event_is_deduplicated_by_sender_time_and_identity()
+{
     let f = fixture(false);
     let sub = client_side::event_xml(GH, OPENID, NOW, "subscribe", Some("qrscene_spring"));
     let first = f.post(&sub).await;
@@ -292,11 +298,33 @@ async fn a_new_follower_gets_the_welcome_and_the_event_is_deduplicated_by_sender
     assert_eq!(first.body, second.body);
     let stored = f
         .archive
-        .get(OPENID, &format!("evt:{OPENID}:{NOW}"), NOW)
+        .get(
+            OPENID,
+            &wca_wechat::xml::Inbound::parse(&sub)
+                .expect("xml")
+                .dedup_key(),
+            NOW,
+        )
         .await
         .expect("get")
         .expect("archived");
     assert_eq!(stored.msg_type, "event:subscribe");
+}
+
+#[tokio::test]
+async fn events_of_one_user_in_the_same_second_are_each_archived_and_counted() {
+    let f = fixture(false);
+    let events = [
+        client_side::event_xml(GH, OPENID, NOW, "subscribe", Some("qrscene_spring")),
+        client_side::event_xml(GH, OPENID, NOW, "CLICK", Some("menu_orders")),
+        client_side::event_xml(GH, OPENID, NOW, "unsubscribe", None),
+    ];
+    for xml in &events {
+        let sent = f.post(xml).await;
+        assert_eq!(sent.status, StatusCode::OK);
+    }
+    assert_eq!(f.archive.len(), 3, "none taken for a retry of another");
+    assert_eq!(f.received_events(&f.events.take()), 3, "each counted");
 }
 
 #[tokio::test]

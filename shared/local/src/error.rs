@@ -32,6 +32,14 @@ pub enum LocalError {
     /// A stored value could not be decoded.
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// The store file could not be made readable by its owner only.
+    #[error("making {path} private: {source}")]
+    Private {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A data file (orders, profiles, tickets) could not be read.
     #[error("cannot read {path}: {source}")]
     ReadFile {

@@ -219,10 +219,12 @@ impl TicketSink for JsonlTickets {
             json.push('\n');
             // Appended and flushed before the id is handed out: a ticket id
             // the customer was told always exists in the file.
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let mut file = std::fs::OpenOptions::new();
+            file.create(true).append(true);
+            // Tickets hold customers' words: their owner's only.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            file.open(path)
                 .and_then(|mut f| f.write_all(json.as_bytes()).and_then(|()| f.sync_data()))
                 .map_err(|e| PortError::Unavailable(format!("tickets file: {}", e.kind())))?;
         }

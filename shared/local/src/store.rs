@@ -115,6 +115,17 @@ impl RedbStore {
             path: path.to_owned(),
             source,
         })?;
+        // Every archived message is in this file: its owner's only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| LocalError::Private {
+                    path: path.to_owned(),
+                    source,
+                },
+            )?;
+        }
         // Create every table up front so read transactions can always open
         // them (redb reports a missing table as an error, not as empty).
         let txn = db.begin_write()?;

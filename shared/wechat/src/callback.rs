@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(opened.inbound.kind_label(), "unsupported:event:debug_demo");
         assert_eq!(
             opened.inbound.dedup_key(),
-            "evt:o9AgO5Kd5ggOC-bXrbNODIiE3bGY:1715943329"
+            "evt:o9AgO5Kd5ggOC-bXrbNODIiE3bGY:1715943329:debug_demo"
         );
 
         let stale = config.open_request(&query, body.as_bytes(), 1_715_943_329 + 301);

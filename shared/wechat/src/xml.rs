@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use sha1::{Digest, Sha1};
+
 use crate::WechatError;
 use crate::tree::{self, Node};
 
@@ -42,6 +44,11 @@ pub struct Inbound {
     /// The (decrypted) XML exactly as WeChat sent it.
     #[serde(skip)]
     pub raw_xml: String,
+    /// For an event, what tells it apart from another event of the same
+    /// sender in the same second: its `Event` (lower case) and, when it has
+    /// an `EventKey` or `MsgID`, 8 hex digits of their SHA-1.
+    #[serde(skip)]
+    pub event_identity: Option<String>,
     /// What it is.
     pub body: InboundBody,
 }
@@ -316,22 +323,31 @@ impl Inbound {
             Some(_) => return Err(WechatError::BadField("MsgId")),
         };
         let body = body(&root, &msg_type)?;
+        let event_identity = msg_id.is_none().then(|| event_identity(&root));
         Ok(Self {
             to_user_name,
             from_user_name,
             create_time,
             msg_id,
             raw_xml: xml.to_owned(),
+            event_identity,
             body,
         })
     }
 
     /// The key WeChat's retries share: `msg:{MsgId}` for messages,
-    /// `evt:{FromUserName}:{CreateTime}` for events.
+    /// `evt:{FromUserName}:{CreateTime}:{event identity}` for events (see
+    /// [`Inbound::event_identity`]): WeChat's advice, sender and time, is
+    /// not enough when one user subscribes, clicks and unsubscribes within
+    /// a second, or two template reports arrive together.
     pub fn dedup_key(&self) -> String {
-        match &self.msg_id {
-            Some(id) => format!("msg:{id}"),
-            None => format!("evt:{}:{}", self.from_user_name, self.create_time),
+        match (&self.msg_id, &self.event_identity) {
+            (Some(id), _) => format!("msg:{id}"),
+            (None, Some(identity)) => format!(
+                "evt:{}:{}:{identity}",
+                self.from_user_name, self.create_time
+            ),
+            (None, None) => format!("evt:{}:{}", self.from_user_name, self.create_time),
         }
     }
 
@@ -426,6 +442,23 @@ impl Event {
 
 /// Lower-case ASCII letters, digits and `_`, at most 32: an unknown type
 /// from the wire never makes an odd key.
+/// See [`Inbound::event_identity`].
+fn event_identity(root: &Node) -> String {
+    let event = label_safe(root.text_of("Event").unwrap_or(""));
+    let key = root.text_of("EventKey").map(str::trim).unwrap_or("");
+    let msg_id = root.text_of("MsgID").map(str::trim).unwrap_or("");
+    if key.is_empty() && msg_id.is_empty() {
+        return event;
+    }
+    let digest = Sha1::new()
+        .chain_update(key.as_bytes())
+        .chain_update([0u8])
+        .chain_update(msg_id.as_bytes())
+        .finalize();
+    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{event}:{short}")
+}
+
 fn label_safe(raw: &str) -> String {
     raw.chars()
         .filter_map(|c| {

@@ -329,11 +329,42 @@ fn every_documented_event_parses_into_its_variant() {
         let got = parse(&xml);
         assert_eq!(got.body, InboundBody::Event(want), "{xml}");
         assert_eq!(got.kind_label(), label);
-        assert_eq!(
-            got.dedup_key(),
-            "evt:oUser000000000000000000001:1700000000",
-            "events dedup by sender and time"
+        assert!(
+            got.dedup_key()
+                .starts_with("evt:oUser000000000000000000001:1700000000:"),
+            "events dedup by sender, time and identity: {}",
+            got.dedup_key()
         );
+    }
+}
+
+#[test]
+fn events_of_one_user_in_the_same_second_each_have_their_own_dedup_key() {
+    use wca_wechat::client_side::event_xml;
+    let (gh, user, t) = ("gh_x", "oUser000000000000000000001", 1_700_000_000);
+    let report = |msg_id: &str| {
+        format!(
+            "<xml><ToUserName>{gh}</ToUserName><FromUserName>{user}</FromUserName>\
+             <CreateTime>{t}</CreateTime><MsgType>event</MsgType>\
+             <Event>TEMPLATESENDJOBFINISH</Event><MsgID>{msg_id}</MsgID><Status>success</Status></xml>"
+        )
+    };
+    let events = [
+        event_xml(gh, user, t, "subscribe", None),
+        event_xml(gh, user, t, "CLICK", Some("menu_orders")),
+        event_xml(gh, user, t, "CLICK", Some("menu_help")),
+        event_xml(gh, user, t, "unsubscribe", None),
+        report("200001"),
+        report("200002"),
+    ];
+    let keys: Vec<String> = events.iter().map(|x| parse(x).dedup_key()).collect();
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), events.len(), "{keys:?}");
+    assert_eq!(keys[0], format!("evt:{user}:{t}:subscribe"));
+    for (xml, key) in events.iter().zip(&keys) {
+        assert_eq!(&parse(xml).dedup_key(), key, "a retry shares its key");
     }
 }
 
