@@ -69,7 +69,8 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
         .collect();
     let path = dev_token_path(data_dir);
     let mut file = std::fs::OpenOptions::new();
-    file.write(true).create_new(true);
+    // An empty file left behind is written over.
+    file.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
     file.open(&path)
@@ -78,17 +79,20 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
     Ok((token, true))
 }
 
-/// Creates `dir` (and its parents) and makes it its owner's only: it holds
-/// the development token, every archived message and the tickets.
+/// Creates `dir` (and its parents) readable by its owner only: it holds
+/// the development token, every archived message and the tickets. A
+/// directory that exists keeps the permissions its owner gave it.
 fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("making {} private", dir.display()))?;
+    if dir.is_dir() {
+        return Ok(());
     }
-    Ok(())
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
 }
 
 /// How long shutdown waits for messages in progress.

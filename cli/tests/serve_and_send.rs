@@ -357,3 +357,36 @@ fn local_files_are_their_owners_only_and_the_token_stays_off_a_piped_stderr() {
         "the token itself is not on a pipe"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn an_existing_data_dir_keeps_its_permissions_and_an_empty_token_file_is_written_over() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("data dir");
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    std::fs::write(data_dir.join("dev-token"), "").expect("empty token file");
+    let mut child = wca()
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wca serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("wca listening on"), "{line}");
+    let mode = std::fs::metadata(&data_dir)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o750, "the owner's choice is kept");
+    let token = std::fs::read_to_string(data_dir.join("dev-token")).expect("token");
+    assert_eq!(token.trim().len(), 32, "a token was written: {token:?}");
+}

@@ -328,8 +328,11 @@ impl Settings {
             ));
         }
         let lease_secs = num("WCA_LEASE_SECS", w.lease_secs, 8)?;
-        if lease_secs < 1 {
-            return Err(invalid("the claim lease must be at least 1 second".into()));
+        if !(1..=3600).contains(&lease_secs) {
+            return Err(invalid(
+                "the claim lease must be 1 to 3600 seconds (8 lets WeChat's last retry take over)"
+                    .into(),
+            ));
         }
         let tz_name = env
             .var("WCA_TIMEZONE")
@@ -362,7 +365,7 @@ impl Settings {
             lease_secs,
             inflight_wait: Duration::from_millis(
                 w.inflight_wait_ms
-                    .unwrap_or(lease_secs.unsigned_abs() * 1000 + 1000),
+                    .unwrap_or(lease_secs.unsigned_abs().saturating_mul(1000) + 1000),
             ),
             timezone,
             rules,

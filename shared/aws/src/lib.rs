@@ -14,7 +14,7 @@
 //!
 //! let config = sdk_config(Some("http://127.0.0.1:5000")).await;
 //! let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), "wca");
-//! let missing = store.get("msg:1", 1_700_000_000).await?;
+//! let missing = store.get("oSomeUser", "msg:1", 1_700_000_000).await?;
 //! assert!(missing.is_none());
 //! # Ok(()) }
 //! ```

@@ -111,13 +111,15 @@ impl RedbStore {
                 source,
             })?;
         }
+        let new_file = !path.exists();
         let db = Database::create(path).map_err(|source| LocalError::Open {
             path: path.to_owned(),
             source,
         })?;
-        // Every archived message is in this file: its owner's only.
+        // Every archived message is in this file: a new one is its owner's
+        // only (an existing one keeps what its owner gave it).
         #[cfg(unix)]
-        {
+        if new_file {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
                 |source| LocalError::Private {

@@ -440,8 +440,6 @@ impl Event {
     }
 }
 
-/// Lower-case ASCII letters, digits and `_`, at most 32: an unknown type
-/// from the wire never makes an odd key.
 /// See [`Inbound::event_identity`].
 fn event_identity(root: &Node) -> String {
     let event = label_safe(root.text_of("Event").unwrap_or(""));
@@ -459,6 +457,8 @@ fn event_identity(root: &Node) -> String {
     format!("{event}:{short}")
 }
 
+/// Lower-case ASCII letters, digits and `_`, at most 32: an unknown type
+/// from the wire never makes an odd key.
 fn label_safe(raw: &str) -> String {
     raw.chars()
         .filter_map(|c| {
