@@ -4,9 +4,10 @@
 //!
 //! Per POST: verify and open the request (signature, timestamp window, size,
 //! decryption, XML), claim the message's dedup key, archive it, decide the
-//! reply, archive the reply beside the message, emit the events, remember the sealed reply for WeChat's retries,
-//! answer. A retry of a finished message gets the remembered bytes; a retry
-//! that races the first delivery waits for it.
+//! reply, emit the events, remember the sealed reply for WeChat's retries,
+//! archive the reply beside the message, answer. A retry of a finished
+//! message gets the remembered bytes; a retry that races the first
+//! delivery waits for it.
 //!
 //! WeChat hangs up after 5 s and retries twice, 5 s apart. A message is
 //! therefore processed in a task of its own ([`Webhook::handle_post_detached`])
@@ -302,21 +303,6 @@ impl Webhook {
             .await
             .map_err(|e| ("dialog", e))?;
         let events = outcome.events;
-        if let Some(sent) = &outcome.reply {
-            let archived = ArchivedReply {
-                key: key.to_owned(),
-                openid: inbound.from_user_name.clone(),
-                sent_at: now,
-                reply: sent.clone(),
-                route: outcome.route.clone(),
-                expires_at: now.saturating_add(self.settings.retention_secs),
-            };
-            self.ports
-                .archive
-                .put_reply(&archived)
-                .await
-                .map_err(|e| ("archive", e))?;
-        }
         let reply = outcome.reply.as_ref().map(Reply::from);
         let body = match &reply {
             Some(reply) => {
@@ -335,6 +321,22 @@ impl Webhook {
             .complete(key, &body, now, self.settings.dedup_ttl_secs)
             .await
             .map_err(|e| ("dedup", e))?;
+        // Archived once it is certain to be what WeChat gets (this answer,
+        // and every retry's): a reply of a delivery that failed before
+        // this point was never sent and must not be on the record.
+        if let Some(sent) = &outcome.reply {
+            let archived = ArchivedReply {
+                key: key.to_owned(),
+                openid: inbound.from_user_name.clone(),
+                sent_at: now,
+                reply: sent.clone(),
+                route: outcome.route.clone(),
+                expires_at: now.saturating_add(self.settings.retention_secs),
+            };
+            if let Err(e) = self.ports.archive.put_reply(&archived).await {
+                tracing::error!(msg_key = %key, error = %e, "reply sent but not archived");
+            }
+        }
         tracing::info!(msg_key = %key, kind = %kind, route = %outcome.route, "message handled");
         Ok(WebhookResponse::from_stored(body))
     }
