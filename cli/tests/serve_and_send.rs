@@ -322,23 +322,30 @@ fn sigterm_stops_wca_serve_cleanly_with_every_event_recorded() {
     assert!(counted.1 >= 1, "the reply was counted: {counted:?}");
 }
 
-#[cfg(unix)]
-#[test]
-fn local_files_are_their_owners_only_and_the_token_stays_off_a_piped_stderr() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().join("data");
+/// `wca serve` on `data_dir` with `stderr`, once it listens; and the line
+/// that says where.
+fn serve_in(data_dir: &Path, stderr: Stdio) -> (Child, String) {
     let mut child = wca()
         .args(["serve", "--port", "0", "--data-dir"])
-        .arg(&data_dir)
+        .arg(data_dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("spawn wca serve");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("listening line");
+    (child, line)
+}
+
+#[cfg(unix)]
+#[test]
+fn local_files_are_their_owners_only_and_the_token_stays_off_a_piped_stderr() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let (mut child, _) = serve_in(&data_dir, Stdio::piped());
     let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     let token_file = data_dir.join("dev-token");
     let token = std::fs::read_to_string(&token_file).expect("dev token");
@@ -367,17 +374,7 @@ fn an_existing_data_dir_keeps_its_permissions_and_an_empty_token_file_is_written
     std::fs::create_dir(&data_dir).expect("data dir");
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o750)).expect("chmod");
     std::fs::write(data_dir.join("dev-token"), "").expect("empty token file");
-    let mut child = wca()
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(&data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wca serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
+    let (mut child, line) = serve_in(&data_dir, Stdio::null());
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.starts_with("wca listening on"), "{line}");

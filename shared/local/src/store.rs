@@ -654,12 +654,7 @@ impl Counters for RedbStore {
                 }
             };
             // The marker and every increment commit together or not at all.
-            if applied {
-                txn.commit()?;
-            } else {
-                txn.abort()?;
-            }
-            Ok(applied)
+            commit_if(txn, applied)
         })
         .await
     }
@@ -803,12 +798,7 @@ impl ConversationStore for RedbStore {
                     false
                 }
             };
-            if stored {
-                txn.commit()?;
-            } else {
-                txn.abort()?;
-            }
-            Ok(stored)
+            commit_if(txn, stored)
         })
         .await
     }
