@@ -56,6 +56,21 @@ struct Rates {
 }
 
 impl Rates {
+    /// Prints the rates under `set`'s name (the test output shows them with
+    /// `--nocapture`).
+    fn print(&self, set: &str) {
+        println!(
+            "{set}: {}/{} correct ({:.3}), {}/{} wrong ({:.3}; {} of them negatives answered)",
+            self.correct,
+            self.answerable,
+            self.correct_rate(),
+            self.wrong,
+            self.total,
+            self.wrong_rate(),
+            self.wrong_negative
+        );
+    }
+
     fn of(faq: &Faq, set: &[(String, String)]) -> Self {
         let mut rates = Rates {
             answerable: 0,
@@ -364,16 +379,7 @@ fn the_held_out_set_covers_every_entry_and_has_negatives() {
 #[test]
 fn held_out_accuracy_stays_at_the_measured_rates() {
     let rates = Rates::of(&demo_faq(), &questions("faq-heldout.tsv"));
-    println!(
-        "held-out: {}/{} correct ({:.3}), {}/{} wrong ({:.3}; {} of them negatives answered)",
-        rates.correct,
-        rates.answerable,
-        rates.correct_rate(),
-        rates.wrong,
-        rates.total,
-        rates.wrong_rate(),
-        rates.wrong_negative
-    );
+    rates.print("held-out");
     assert!(rates.correct_rate() >= 0.86, "{rates:?}");
     assert!(rates.wrong_rate() <= 0.015, "{rates:?}");
 }
@@ -385,16 +391,7 @@ fn held_out_accuracy_stays_at_the_measured_rates() {
 #[test]
 fn second_held_out_accuracy_stays_at_the_measured_rates() {
     let rates = Rates::of(&demo_faq(), &questions("faq-heldout2.tsv"));
-    println!(
-        "held-out 2: {}/{} correct ({:.3}), {}/{} wrong ({:.3}; {} of them negatives answered)",
-        rates.correct,
-        rates.answerable,
-        rates.correct_rate(),
-        rates.wrong,
-        rates.total,
-        rates.wrong_rate(),
-        rates.wrong_negative
-    );
+    rates.print("held-out 2");
     assert!(rates.correct_rate() >= 0.76, "{rates:?}");
     assert!(rates.wrong_rate() <= 0.035, "{rates:?}");
 }
@@ -404,15 +401,7 @@ fn second_held_out_accuracy_stays_at_the_measured_rates() {
 #[test]
 fn dev_accuracy_stays_at_the_tuned_rates() {
     let rates = Rates::of(&demo_faq(), &questions("faq-dev.tsv"));
-    println!(
-        "dev: {}/{} correct ({:.3}), {}/{} wrong ({:.3})",
-        rates.correct,
-        rates.answerable,
-        rates.correct_rate(),
-        rates.wrong,
-        rates.total,
-        rates.wrong_rate()
-    );
+    rates.print("dev");
     assert!(rates.correct_rate() >= 0.85, "{rates:?}");
     assert!(rates.wrong_rate() <= 0.02, "{rates:?}");
 }
@@ -423,15 +412,7 @@ fn dev_accuracy_stays_at_the_tuned_rates() {
 #[test]
 fn dev_questions_with_homophone_typos_are_answered_nearly_as_well() {
     let rates = Rates::of(&demo_faq(), &questions("faq-dev-typos.tsv"));
-    println!(
-        "dev typos: {}/{} correct ({:.3}), {}/{} wrong ({:.3})",
-        rates.correct,
-        rates.answerable,
-        rates.correct_rate(),
-        rates.wrong,
-        rates.total,
-        rates.wrong_rate()
-    );
+    rates.print("dev typos");
     assert!(rates.correct_rate() >= 0.83, "{rates:?}");
     assert!(rates.wrong_rate() <= 0.025, "{rates:?}");
 }

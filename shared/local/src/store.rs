@@ -185,6 +185,31 @@ impl RedbStore {
         .await
     }
 
+    /// [`archive_new`] on the blocking pool.
+    async fn archive(
+        &self,
+        data: TableDefinition<'static, &'static str, &'static [u8]>,
+        index: ExpiryIndex,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: i64,
+        history: Option<String>,
+    ) -> Result<bool, PortError> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            archive_new(
+                db,
+                data,
+                index,
+                &key,
+                &value,
+                expires_at,
+                history.as_deref(),
+            )
+        })
+        .await
+    }
+
     /// Runs `op` on the blocking pool and maps its error onto the ports'.
     async fn blocking<T, F>(&self, op: F) -> Result<T, PortError>
     where
@@ -347,39 +372,22 @@ fn archive_new(
 impl MessageArchive for RedbStore {
     async fn put(&self, msg: &ArchivedMessage) -> Result<bool, PortError> {
         let json = serde_json::to_vec(msg).map_err(cannot_encode)?;
-        let key = msg.key.clone();
-        let expires_at = msg.expires_at;
-        let history = history_key(&msg.openid, msg.received_at, &msg.key, SIDE_MESSAGE);
-        self.blocking(move |db| {
-            archive_new(
-                db,
-                ARCHIVE,
-                ARCHIVE_EXPIRY,
-                &key,
-                &json,
-                expires_at,
-                history.as_deref(),
-            )
-        })
-        .await
+        let row = history_key(&msg.openid, msg.received_at, &msg.key, SIDE_MESSAGE);
+        self.archive(ARCHIVE, ARCHIVE_EXPIRY, &msg.key, json, msg.expires_at, row)
+            .await
     }
 
     async fn put_reply(&self, reply: &ArchivedReply) -> Result<bool, PortError> {
         let json = serde_json::to_vec(reply).map_err(cannot_encode)?;
-        let key = reply.key.clone();
-        let expires_at = reply.expires_at;
-        let history = history_key(&reply.openid, reply.sent_at, &reply.key, SIDE_REPLY);
-        self.blocking(move |db| {
-            archive_new(
-                db,
-                REPLIES,
-                REPLY_EXPIRY,
-                &key,
-                &json,
-                expires_at,
-                history.as_deref(),
-            )
-        })
+        let row = history_key(&reply.openid, reply.sent_at, &reply.key, SIDE_REPLY);
+        self.archive(
+            REPLIES,
+            REPLY_EXPIRY,
+            &reply.key,
+            json,
+            reply.expires_at,
+            row,
+        )
         .await
     }
 
