@@ -21,9 +21,9 @@ SAM_BIN="$(infra/setup-sam.sh | tail -n 1)"
 echo "== local AWS stand-in (moto_server)"
 port="$("$WCA_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 moto_log="$(mktemp -t wca-moto.XXXXXX)"
-"$(dirname "$WCA_PYTHON")/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+"$WCA_PYTHON" infra/moto_serve.py 127.0.0.1 "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$moto_log"' EXIT
 export WCA_MOTO_ENDPOINT="http://127.0.0.1:$port"
 "$WCA_PYTHON" - "$WCA_MOTO_ENDPOINT" <<'PY'
 import sys, time, urllib.request
