@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what the tests need (a
 # Python virtualenv with wechatpy and moto, another with the SAM CLI and
-# its pinned cfn-lint), starts the local AWS stand-in on a free loopback
-# port, then: SAM template lint, format check, clippy with warnings as
-# errors, rustdoc with warnings as errors, every test (nextest) and the
-# doc examples.
+# its pinned cfn-lint, and checkov), starts the local AWS stand-in on a
+# free loopback port, then: SAM template lint, checkov's policy scan,
+# format check, clippy with warnings as errors, rustdoc with warnings as
+# errors, every test (nextest, which includes the crash test and a short
+# fuzzing pass) and the doc examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,9 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 
 echo "== sam validate --lint"
 SAM_CLI_TELEMETRY=0 "$SAM_BIN/sam" validate --lint --region us-east-1
+
+echo "== checkov (template policy scan; skips are justified in template.yaml)"
+"$SAM_BIN/checkov" -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -24,6 +24,9 @@ pub enum BenchCommand {
     Filter(FilterBenchArgs),
     /// Load both NLP models and classify every line of a file (p50/p99).
     Nlp(crate::classify::NlpBenchArgs),
+    /// Hold N connections to a webhook and post signed messages (throughput,
+    /// p50/p90/p99/max, errors).
+    Load(crate::load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +81,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Protocol(args) => protocol(args),
         BenchCommand::Filter(args) => filter(args),
         BenchCommand::Nlp(args) => crate::classify::bench(args),
+        BenchCommand::Load(args) => crate::load::run(args),
     }
 }
 

@@ -11,18 +11,28 @@
 //!   per line.
 //! - `wca ask --faq FILE`: the FAQ entry that answers each of stdin's lines,
 //!   one JSON object per line.
+//! - `wca event webhook-get|webhook-post|sqs`: prints a signed sample
+//!   Lambda event with a fresh timestamp, for `sam local invoke -e` and
+//!   `cargo lambda invoke --data-file`.
+//! - `wca user export|erase OPENID`: everything wca holds about one user,
+//!   as JSON, or removed (personal data on request).
 //! - `wca bench protocol`: times the per-message protocol path on a file of
 //!   requests (for the side-by-side comparison with wechatpy).
 //! - `wca bench filter`: times dictionary build and matching on a corpus.
 //! - `wca bench nlp`: times model load and classify + sentiment per message.
+//! - `wca bench load`: holds N connections to a webhook and posts signed
+//!   messages; reports throughput, latency percentiles and errors.
 
 mod ask;
 mod bench;
 mod chat;
 mod classify;
+mod event;
 mod filter;
+mod load;
 mod send;
 mod serve;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +63,11 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// The FAQ entry that answers each of stdin's lines (JSONL out).
     Ask(ask::AskArgs),
+    /// Print a signed sample Lambda event (JSON) with a fresh timestamp.
+    Event(event::EventArgs),
+    /// Personal data on request: export or erase everything about one user.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -67,6 +82,8 @@ fn main() -> ExitCode {
         Command::Filter(args) => filter::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Ask(args) => ask::run(args),
+        Command::Event(args) => event::run(args),
+        Command::User(cmd) => user::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
@@ -94,9 +111,11 @@ pub fn dev_token_path(data_dir: &std::path::Path) -> PathBuf {
 /// The loop of the line-oriented commands (`filter`, `classify`, `ask`):
 /// each line of stdin (a trailing `\r` dropped) is passed to `one`, whose
 /// JSON text (serialised by the caller, so field order is the caller's)
-/// becomes one line of stdout. A line that is not UTF-8 is
-/// reported on stderr and skipped, not fatal: the rest of the input still
-/// gets its answer.
+/// becomes one line of stdout. Every input line gets exactly one output
+/// line, so a caller can zip input and output by line number: a line that
+/// is not UTF-8 is decoded lossily (U+FFFD for each bad sequence), answered
+/// like any other with `"invalid_utf8": true` added to its object, and
+/// noted on stderr; it is not fatal.
 pub fn json_lines<F>(command: &str, mut one: F) -> anyhow::Result<()>
 where
     F: FnMut(&str) -> anyhow::Result<String>,
@@ -108,13 +127,50 @@ where
     for (n, line) in stdin.split(b'\n').enumerate() {
         let line = line.context("reading stdin")?;
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        let Ok(text) = std::str::from_utf8(line) else {
-            eprintln!("wca {command}: line {}: not UTF-8; skipped", n + 1);
-            continue;
+        let json = match std::str::from_utf8(line) {
+            Ok(text) => one(text)?,
+            Err(_) => {
+                eprintln!(
+                    "wca {command}: line {}: not UTF-8; answered with U+FFFD in its place",
+                    n + 1
+                );
+                mark_invalid_utf8(one(&String::from_utf8_lossy(line))?)
+            }
         };
-        out.write_all(one(text)?.as_bytes())?;
+        out.write_all(json.as_bytes())?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// Adds `"invalid_utf8":true` as the last field of the JSON object `json`.
+/// Spliced into the text rather than parsed and re-serialised, which would
+/// reorder the caller's fields (serde_json's map is sorted).
+fn mark_invalid_utf8(json: String) -> String {
+    let Some(head) = json.trim_end().strip_suffix('}') else {
+        return json; // not an object: the callers never do this
+    };
+    let head = head.trim_end();
+    let comma = if head.ends_with('{') { "" } else { "," };
+    format!("{head}{comma}\"invalid_utf8\":true}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mark_invalid_utf8;
+
+    #[test]
+    fn the_invalid_utf8_flag_is_appended_to_the_object_keeping_its_field_order() {
+        for (json, want) in [
+            (
+                r#"{"text":"\ufffd","b":1}"#,
+                r#"{"text":"\ufffd","b":1,"invalid_utf8":true}"#,
+            ),
+            ("{}", r#"{"invalid_utf8":true}"#),
+            ("{ }\n", r#"{"invalid_utf8":true}"#),
+        ] {
+            assert_eq!(mark_invalid_utf8(json.to_owned()), want, "{json}");
+        }
+    }
 }

@@ -43,27 +43,18 @@ pub enum Answer {
     Other(String),
 }
 
-/// Plays one WeChat user against a webhook: signs (and, in safe mode,
-/// encrypts) each message as WeChat does and opens the reply.
-pub struct Client {
-    token: Token,
-    key: Option<AesKey>,
-    app_id: String,
-    url: String,
-    from: String,
-    to: String,
-    agent: ureq::Agent,
+/// What signs requests as WeChat does: the token, the EncodingAESKey in
+/// safe mode, and the AppID the envelope names.
+pub struct Secrets {
+    pub token: Token,
+    pub key: Option<AesKey>,
+    pub app_id: String,
 }
 
-impl Client {
-    /// A client with the secrets from the environment (or `wca serve`'s
-    /// development token in `data_dir`).
-    pub fn from_env(
-        data_dir: &std::path::Path,
-        url: &str,
-        from: &str,
-        to: &str,
-    ) -> anyhow::Result<Self> {
+impl Secrets {
+    /// `WECHAT_TOKEN` (or `wca serve`'s development token in `data_dir`),
+    /// `WECHAT_AES_KEY` (safe mode when set) and `WECHAT_APP_ID`.
+    pub fn from_env(data_dir: &std::path::Path) -> anyhow::Result<Self> {
         let token = match std::env::var("WECHAT_TOKEN").ok().filter(|t| !t.is_empty()) {
             Some(t) => t,
             None => read_dev_token(data_dir).with_context(|| {
@@ -85,6 +76,32 @@ impl Client {
             Some(k) => Some(AesKey::parse(&k).context("WECHAT_AES_KEY")?),
             None => None,
         };
+        Ok(Self { token, key, app_id })
+    }
+}
+
+/// Plays one WeChat user against a webhook: signs (and, in safe mode,
+/// encrypts) each message as WeChat does and opens the reply.
+pub struct Client {
+    token: Token,
+    key: Option<AesKey>,
+    app_id: String,
+    url: String,
+    from: String,
+    to: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client with the secrets from the environment (or `wca serve`'s
+    /// development token in `data_dir`).
+    pub fn from_env(
+        data_dir: &std::path::Path,
+        url: &str,
+        from: &str,
+        to: &str,
+    ) -> anyhow::Result<Self> {
+        let Secrets { token, key, app_id } = Secrets::from_env(data_dir)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))

@@ -1,5 +1,6 @@
-//! `wca serve`: the webhook, the analytics consumer and the retention
-//! sweeper in one process, over an embedded redb file.
+//! `wca serve`: the webhook (counting its events in the store before it
+//! acknowledges a message) and the retention sweeper in one process, over
+//! an embedded redb file.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use rand::{Rng, distr::Alphanumeric};
 use wca_core::SystemClock;
-use wca_local::{RedbStore, event_channel, spawn_analytics, spawn_retention};
+use wca_local::{CountingSink, RedbStore, spawn_retention};
 use wca_webhook::{
     Ports, Webhook, router,
     settings::{FileSettings, ProcessEnv, Settings},
@@ -163,14 +164,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = RedbStore::open(&args.data_dir.join("wca.redb"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let clock = Arc::new(SystemClock);
-    let (sink, rx) = event_channel(4096);
-    let analytics = spawn_analytics(rx, Arc::new(store.clone()), settings.timezone.clone());
+    // Events are counted in the store before the message is acknowledged
+    // (the store's group commit makes that one fsync for many messages),
+    // so a crash loses no count.
+    let sink = CountingSink::new(Arc::new(store.clone()), settings.timezone.clone());
     let retention = spawn_retention(store.clone(), clock.clone(), Duration::from_secs(3600));
     let platform = Platform {
         default_tickets: Some(ShopSource::File(args.data_dir.join("tickets.jsonl"))),
         ..Platform::default()
     };
     let shop = wca_webhook::shop::build(&settings, &ProcessEnv, platform)?;
+    let watched = store.clone();
     let ports = Ports {
         archive: Arc::new(store.clone()),
         dedup: Arc::new(store.clone()),
@@ -180,6 +184,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shop,
     };
     let hook = Webhook::new(settings, ports);
+    // A write that failed on I/O (a full disk) leaves redb refusing every
+    // later write until the file is reopened: stop, so that a supervisor
+    // restarts wca serve, instead of answering 500 forever.
+    let (broke, mut broken) = tokio::sync::oneshot::channel::<String>();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_requested() => {}
+            why = watched.broken() => {
+                tracing::error!(error = %why, "the store can no longer write; stopping");
+                let _ = broke.send(why);
+            }
+        }
+    };
     let app = router(hook.clone());
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
@@ -189,7 +206,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("wca: {mode} mode, data in {}", args.data_dir.display());
     println!("wca listening on http://{addr}/wechat");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_requested())
+        .with_graceful_shutdown(stop)
         .await
         .context("serving")?;
     // Messages whose sender hung up are still being processed: finish
@@ -202,8 +219,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(hook);
     retention.abort();
-    // Dropping the router dropped the last event sender: let the consumer
-    // finish what is queued.
-    let _ = tokio::time::timeout(Duration::from_secs(5), analytics).await;
+    if let Ok(why) = broken.try_recv() {
+        anyhow::bail!(
+            "stopped because the store can no longer write ({why}); free the disk or fix the device, then start wca serve again (a supervisor such as systemd restarts it by itself)"
+        );
+    }
     Ok(())
 }

@@ -98,12 +98,13 @@ fn each_line_becomes_one_json_object_in_the_contract_shape() {
 }
 
 #[test]
-fn a_line_that_is_not_utf8_is_reported_and_skipped() {
+fn a_line_that_is_not_utf8_is_reported_and_still_gets_its_own_output_line() {
     let out = classify(&[], b"\xff\xfe\n\xe4\xbd\xa0\xe5\xa5\xbd\n");
     assert!(out.status.success());
     let lines = lines(&out);
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["text"], "你好");
+    assert_eq!(lines.len(), 2, "one output line per input line");
+    assert_eq!(lines[0]["invalid_utf8"], true);
+    assert_eq!(lines[1]["text"], "你好");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("line 1") && stderr.contains("UTF-8"),

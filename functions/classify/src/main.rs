@@ -2,10 +2,12 @@
 //! archive -> intent and sentiment -> `MessageClassified` on the bus.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use wca_aws::FunctionEnv;
+use wca_aws::metrics::{Emf, Metrics};
 use wca_classify::Classifier;
 use wca_core::SystemClock;
 
@@ -24,9 +26,17 @@ async fn main() -> Result<(), Error> {
         events: Arc::new(aws.bus),
         clock: Arc::new(SystemClock),
     };
+    let emf = Emf::from_env("classify");
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let classifier = classifier.clone();
-        async move { Ok::<_, Error>(classifier.handle(event.payload).await) }
+        let (classifier, emf) = (classifier.clone(), emf.clone());
+        async move {
+            let started = Instant::now();
+            let response = classifier.handle(event.payload).await;
+            let mut metrics = Metrics::default();
+            metrics.add_latency(started);
+            emf.emit(&metrics);
+            Ok::<_, Error>(response)
+        }
     }))
     .await
 }

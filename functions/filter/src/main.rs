@@ -1,10 +1,11 @@
 //! The filter function: `{"text": ...}` by direct invoke, or an SQS batch of
 //! `MessageReceived` events from the bus for the compliance scan.
 
-use std::{sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration, time::Instant};
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use wca_aws::FunctionEnv;
+use wca_aws::metrics::{Emf, Metrics};
 use wca_core::SystemClock;
 use wca_filter::{DictionaryFiles, ReloadingFilter};
 use wca_filter_fn::{FilterService, paths_from_env};
@@ -27,9 +28,17 @@ async fn main() -> Result<(), Error> {
         events: Arc::new(aws.bus),
         clock: Arc::new(SystemClock),
     };
+    let emf = Emf::from_env("filter");
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let service = service.clone();
-        async move { service.handle(event.payload).await }
+        let (service, emf) = (service.clone(), emf.clone());
+        async move {
+            let started = Instant::now();
+            let result = service.handle(event.payload).await;
+            let mut metrics = Metrics::default();
+            metrics.add_latency(started);
+            emf.emit(&metrics);
+            result
+        }
     }))
     .await
 }

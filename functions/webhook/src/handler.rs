@@ -18,15 +18,16 @@
 //! `success` for a message it has not seen finished: WeChat would stop
 //! retrying and the customer would get nothing.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::Notify;
 use wca_converse::{Message, Pipeline};
 use wca_core::{
-    ArchivedMessage, ArchivedReply, Begin, Clock, ConversationStore, Event, EventSink,
+    ArchivedMessage, ArchivedReply, Begin, Clock, ConversationStore, Event, EventKind, EventSink,
     IdempotencyStore, MessageArchive, PortError,
 };
 use wca_dialog::{Input, Shop};
@@ -106,6 +107,65 @@ impl Drop for Working {
     }
 }
 
+/// How long refused requests are tallied before their counts are emitted.
+pub const REFUSAL_WINDOW_SECS: i64 = 60;
+
+/// Refused requests, tallied in memory: junk traffic (scanners, a wrong
+/// token, replays) costs one event per reason per window instead of an
+/// event, a queue message and an event-log item per request.
+struct Refusals {
+    /// Tells this process' tallies apart from other instances'.
+    instance: u64,
+    /// When the open window started (`i64::MAX`: nothing tallied), read
+    /// without the lock by every request to see whether one is due.
+    started: AtomicI64,
+    counts: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Self {
+            instance: rand::rng().random(),
+            started: AtomicI64::new(i64::MAX),
+            counts: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl Refusals {
+    fn counts(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, u64>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tallies one refusal; `true` when it is the first of its reason in
+    /// the window (the one worth a log line).
+    fn add(&self, reason: &'static str, now: i64) -> bool {
+        let mut counts = self.counts();
+        if counts.is_empty() {
+            self.started.store(now, Ordering::SeqCst);
+        }
+        let count = counts.entry(reason).or_default();
+        *count += 1;
+        *count == 1
+    }
+
+    /// Whether the open window has run its course at `now`.
+    fn due(&self, now: i64) -> bool {
+        now.saturating_sub(self.started.load(Ordering::Relaxed)) >= REFUSAL_WINDOW_SECS
+    }
+
+    /// Closes the window: one event per reason, with its count.
+    fn take(&self, now: i64) -> Vec<Event> {
+        let mut counts = self.counts();
+        let started = self.started.swap(i64::MAX, Ordering::SeqCst);
+        let unique = format!("{started}-{:016x}", self.instance);
+        std::mem::take(&mut *counts)
+            .into_iter()
+            .map(|(reason, count)| Event::requests_rejected(reason, count, &unique, now))
+            .collect()
+    }
+}
+
 /// The ports the webhook writes to.
 #[derive(Clone)]
 pub struct Ports {
@@ -130,6 +190,7 @@ pub struct Webhook {
     ports: Ports,
     pipeline: Pipeline,
     in_flight: Arc<InFlight>,
+    refusals: Arc<Refusals>,
 }
 
 impl Webhook {
@@ -153,6 +214,7 @@ impl Webhook {
             ports,
             pipeline,
             in_flight: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 
@@ -199,7 +261,10 @@ impl Webhook {
                 notified.await;
             }
         };
-        tokio::time::timeout(within, idle).await.is_ok()
+        let drained = tokio::time::timeout(within, idle).await.is_ok();
+        // Refusals still tallied are emitted now rather than lost.
+        self.flush_refusals(self.ports.clock.now()).await;
+        drained
     }
 
     /// The settings in force.
@@ -223,6 +288,7 @@ impl Webhook {
             Ok(opened) => opened,
             Err(e) => return self.reject(&e, now).await,
         };
+        self.flush_refusals_if_due(now).await;
         let key = opened.inbound.dedup_key();
         let started = std::time::Instant::now();
         loop {
@@ -236,7 +302,17 @@ impl Webhook {
                 Ok(Begin::Fresh) => break,
                 Ok(Begin::Done(stored)) => {
                     tracing::info!(msg_key = %key, "retry answered with the first reply");
-                    return WebhookResponse::from_stored(stored);
+                    let (body, reply) = split_stored(&stored);
+                    // The first delivery may have died between recording
+                    // its answer and archiving its reply: archive it now
+                    // (the archive keeps the first copy, so this is a no-op
+                    // when it is already there).
+                    if let Some(reply) = reply
+                        && let Err(e) = self.ports.archive.put_reply(&reply).await
+                    {
+                        tracing::error!(msg_key = %key, error = %e, "retried reply not archived");
+                    }
+                    return WebhookResponse::from_stored(body.to_owned());
                 }
                 Ok(Begin::InFlight) if started.elapsed() < self.settings.inflight_wait => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -316,26 +392,33 @@ impl Webhook {
             .emit(&events)
             .await
             .map_err(|e| ("events", e))?;
+        let archived = outcome.reply.as_ref().map(|sent| ArchivedReply {
+            key: key.to_owned(),
+            openid: inbound.from_user_name.clone(),
+            sent_at: now,
+            reply: sent.clone(),
+            route: outcome.route.clone(),
+            expires_at: now.saturating_add(self.settings.retention_secs),
+        });
+        // The dedup record carries the reply's archive entry too, so a
+        // retry can archive it if this process dies before it does.
         self.ports
             .dedup
-            .complete(key, &body, now, self.settings.dedup_ttl_secs)
+            .complete(
+                key,
+                &stored_result(&body, archived.as_ref()),
+                now,
+                self.settings.dedup_ttl_secs,
+            )
             .await
             .map_err(|e| ("dedup", e))?;
         // Archived once it is certain to be what WeChat gets (this answer,
         // and every retry's): a reply of a delivery that failed before
         // this point was never sent and must not be on the record.
-        if let Some(sent) = &outcome.reply {
-            let archived = ArchivedReply {
-                key: key.to_owned(),
-                openid: inbound.from_user_name.clone(),
-                sent_at: now,
-                reply: sent.clone(),
-                route: outcome.route.clone(),
-                expires_at: now.saturating_add(self.settings.retention_secs),
-            };
-            if let Err(e) = self.ports.archive.put_reply(&archived).await {
-                tracing::error!(msg_key = %key, error = %e, "reply sent but not archived");
-            }
+        if let Some(archived) = &archived
+            && let Err(e) = self.ports.archive.put_reply(archived).await
+        {
+            tracing::error!(msg_key = %key, error = %e, "reply sent but not archived");
         }
         tracing::info!(msg_key = %key, kind = %kind, route = %outcome.route, "message handled");
         Ok(WebhookResponse::from_stored(body))
@@ -343,18 +426,69 @@ impl Webhook {
 
     async fn reject(&self, error: &WechatError, now: i64) -> WebhookResponse {
         let reason = error.reason();
-        tracing::warn!(reason, "request rejected");
-        let unique: u64 = rand::rng().random();
-        let event = Event::request_rejected(reason, &format!("{now}-{unique:016x}"), now);
-        // Counting a rejection is best effort: the request is refused either way.
-        if let Err(e) = self.ports.events.emit(&[event]).await {
-            tracing::warn!(error = %e, "could not record a rejection");
+        if self.refusals.add(reason, now) {
+            tracing::warn!(
+                reason,
+                "request rejected (more of this reason in the next minute are only counted)"
+            );
+        } else {
+            tracing::debug!(reason, "request rejected");
         }
+        self.flush_refusals_if_due(now).await;
         WebhookResponse::plain(error.status(), error.to_string())
+    }
+
+    /// Emits the tallied refusals once their window has run its course.
+    /// Every request checks (one atomic read); a quiet webhook emits them
+    /// with its next request or at shutdown ([`Webhook::drain`]).
+    async fn flush_refusals_if_due(&self, now: i64) {
+        if self.refusals.due(now) {
+            self.flush_refusals(now).await;
+        }
+    }
+
+    async fn flush_refusals(&self, now: i64) {
+        let events = self.refusals.take(now);
+        if events.is_empty() {
+            return;
+        }
+        let total: u64 = events
+            .iter()
+            .map(|e| match e.kind {
+                EventKind::RequestRejected { count, .. } => count,
+                _ => 0,
+            })
+            .sum();
+        tracing::info!(total, "requests refused in the last window");
+        // Counting refusals is best effort: the requests were refused
+        // either way.
+        if let Err(e) = self.ports.events.emit(&events).await {
+            tracing::warn!(error = %e, total, "could not record the refused requests");
+        }
     }
 
     fn failed(&self, key: &str, stage: &str, error: &PortError) -> WebhookResponse {
         tracing::error!(msg_key = %key, stage, error = %error, "message not handled; WeChat will retry");
         WebhookResponse::internal()
+    }
+}
+
+/// What the dedup record keeps of an answer: the body WeChat gets, then,
+/// when there is a reply, a NUL and the reply's archive entry as JSON. XML
+/// never holds a NUL, so the split is unambiguous.
+fn stored_result(body: &str, reply: Option<&ArchivedReply>) -> String {
+    match reply.and_then(|r| serde_json::to_string(r).ok()) {
+        Some(json) => format!("{body}\0{json}"),
+        None => body.to_owned(),
+    }
+}
+
+/// The body and reply entry of a [`stored_result`]. A record written
+/// before replies were kept in it, or an entry that no longer decodes,
+/// gives the body alone.
+fn split_stored(stored: &str) -> (&str, Option<ArchivedReply>) {
+    match stored.split_once('\0') {
+        Some((body, json)) => (body, serde_json::from_str(json).ok()),
+        None => (stored, None),
     }
 }

@@ -35,7 +35,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-pub use handler::{Ports, Webhook, WebhookResponse};
+pub use handler::{Ports, REFUSAL_WINDOW_SECS, Webhook, WebhookResponse};
 use wca_wechat::callback::Query as WxQuery;
 
 /// The path WeChat is pointed at.

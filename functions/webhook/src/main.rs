@@ -1,20 +1,44 @@
 //! The webhook as an AWS Lambda function behind an API Gateway HTTP API:
 //! DynamoDB for the archive and dedup, the app's EventBridge bus for events.
+//!
+//! Secrets named by `NAME_PARAM` are read from SSM before the settings;
+//! the function refuses to start without an AES key (safe mode) unless
+//! `WCA_ALLOW_PLAINTEXT=true`; each invocation's latency goes out as an
+//! embedded-metric-format line.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
+use axum::{extract::Request, middleware::Next};
 use lambda_http::{Error, run};
-use wca_aws::FunctionEnv;
+use wca_aws::metrics::{Emf, Metrics};
+use wca_aws::{FunctionEnv, Secrets};
 use wca_core::SystemClock;
-use wca_webhook::settings::{ProcessEnv, Settings};
+use wca_webhook::settings::{Env, FileSettings, ProcessEnv, Settings};
 use wca_webhook::shop::{Platform, ShopSource};
 use wca_webhook::{Ports, Webhook, router};
+
+/// Opts in to plaintext mode (no AES key), which WeChat allows but which
+/// sends every message in the clear through API Gateway and the logs of
+/// anything in between.
+const ALLOW_PLAINTEXT_VAR: &str = "WCA_ALLOW_PLAINTEXT";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wca_aws::init_tracing();
-    let settings = Settings::from_env()?;
-    let aws = FunctionEnv::load().await?;
+    let config = wca_aws::sdk_config(None).await;
+    let env = LambdaEnv(Secrets::load(&config).await?);
+    let file = match env.var("WCA_CONFIG") {
+        Some(path) => FileSettings::load(Path::new(&path))?,
+        None => FileSettings::default(),
+    };
+    let settings = Settings::resolve(file, &env, None)?;
+    require_safe_mode(
+        settings.callback.aes_key.is_some(),
+        env.var(ALLOW_PLAINTEXT_VAR).as_deref(),
+    )?;
+    let aws = FunctionEnv::from_config(&config)?;
     let store = Arc::new(aws.store);
     // Profiles and tickets may live in the stack's table; tickets do when
     // the config names no other place (the config layer is read-only).
@@ -23,7 +47,7 @@ async fn main() -> Result<(), Error> {
         dynamodb_tickets: Some(store.clone()),
         default_tickets: Some(ShopSource::DynamoDb),
     };
-    let shop = wca_webhook::shop::build(&settings, &ProcessEnv, platform)?;
+    let shop = wca_webhook::shop::build(&settings, &env, platform)?;
     let ports = Ports {
         archive: store.clone(),
         dedup: store.clone(),
@@ -32,5 +56,94 @@ async fn main() -> Result<(), Error> {
         conversations: store,
         shop,
     };
-    run(router(Webhook::new(settings, ports))).await
+    let emf = Emf::from_env("webhook");
+    let app = router(Webhook::new(settings, ports)).layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let emf = emf.clone();
+            async move {
+                let started = Instant::now();
+                let response = next.run(request).await;
+                let mut metrics = Metrics::default();
+                metrics.add_latency(started);
+                emf.emit(&metrics);
+                response
+            }
+        },
+    ));
+    run(app).await
+}
+
+/// The process environment, with the secrets read from SSM standing in
+/// for their unset variables.
+struct LambdaEnv(Secrets);
+
+impl Env for LambdaEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        ProcessEnv
+            .var(name)
+            .or_else(|| self.0.get(name).map(str::to_owned))
+    }
+}
+
+/// Safe mode unless the operator asked for plaintext: without an AES key
+/// the function starts only when `WCA_ALLOW_PLAINTEXT` is `true`. Any
+/// value but `true`, `false` or none is an error, so a typo never turns
+/// encryption off.
+fn require_safe_mode(has_aes_key: bool, allow_plaintext: Option<&str>) -> Result<(), String> {
+    let allowed = match allow_plaintext.map(str::trim).filter(|v| !v.is_empty()) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err(format!("{ALLOW_PLAINTEXT_VAR} must be true or false")),
+    };
+    if has_aes_key || allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "no AES key: set WECHAT_AES_KEY (or WECHAT_AES_KEY_PARAM) to the EncodingAESKey \
+             for safe mode, or {ALLOW_PLAINTEXT_VAR}=true to accept plaintext messages"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_an_aes_key_the_webhook_starts_only_when_plaintext_is_allowed() {
+        for (has_key, allow, starts) in [
+            (true, None, true),
+            (true, Some("false"), true),
+            (true, Some("true"), true),
+            (false, None, false),
+            (false, Some(""), false),
+            (false, Some("false"), false),
+            (false, Some("true"), true),
+            (false, Some(" TRUE "), true),
+        ] {
+            assert_eq!(
+                require_safe_mode(has_key, allow).is_ok(),
+                starts,
+                "key: {has_key}, {ALLOW_PLAINTEXT_VAR}={allow:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_refusal_says_how_to_give_a_key_or_allow_plaintext() {
+        let err = require_safe_mode(false, None).expect_err("refused");
+        assert!(
+            err.contains("WECHAT_AES_KEY") && err.contains("WCA_ALLOW_PLAINTEXT=true"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_plaintext_switch_that_is_not_true_or_false_is_an_error_even_with_a_key() {
+        for value in ["1", "yes", "ture"] {
+            let err = require_safe_mode(true, Some(value)).expect_err(value);
+            assert!(err.contains(ALLOW_PLAINTEXT_VAR), "{err}");
+        }
+    }
 }

@@ -256,9 +256,9 @@ impl FileSettings {
             Some(span) => format!(
                 "line {}: {}",
                 wca_dialog::config::line_of(text, span.start),
-                e.message()
+                wca_dialog::config::toml_reason(&e)
             ),
-            None => e.message().to_owned(),
+            None => wca_dialog::config::toml_reason(&e),
         })?;
         file.base_dir = std::path::PathBuf::from(".");
         file.origin = "config".to_owned();
@@ -313,8 +313,11 @@ impl Settings {
             };
         let w = &file.webhook;
         let retention_days = num("WCA_RETENTION_DAYS", w.retention_days, 180)?;
-        if retention_days < 1 {
-            return Err(invalid("retention must be at least 1 day".into()));
+        // 100 years: past that the seconds overflow, and nobody means it.
+        if !(1..=36_500).contains(&retention_days) {
+            return Err(invalid(format!(
+                "retention must be 1 to 36500 days, not {retention_days}"
+            )));
         }
         let window = num("WCA_TIMESTAMP_WINDOW_SECS", w.timestamp_window_secs, 300)?;
         let max_body = num(

@@ -16,7 +16,7 @@ use wca_core::{
     memory::{MemoryArchive, MemoryCounters, MemoryEventSink, MemoryIdempotency},
 };
 use wca_webhook::{
-    Ports, Webhook, router,
+    Ports, REFUSAL_WINDOW_SECS, Webhook, router,
     settings::{FileSettings, Settings},
 };
 use wca_wechat::{AesKey, Token, client_side, reply};
@@ -397,7 +397,7 @@ async fn assert_refused(f: &Fixture, sent: Sent, status: StatusCode, says: &str)
         events
             .iter()
             .all(|e| matches!(e.kind, EventKind::RequestRejected { .. })),
-        "only the rejection is recorded"
+        "a refusal is only tallied, never recorded as a message"
     );
 }
 
@@ -736,4 +736,156 @@ async fn an_event_carries_no_intent() {
             ..
         }
     )));
+}
+
+/// A memory archive whose `put_reply` fails while `broken` is set: the
+/// process dying between recording its answer and archiving its reply.
+#[derive(Default)]
+struct RepliesBreak {
+    inner: MemoryArchive,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl MessageArchive for RepliesBreak {
+    async fn put(&self, msg: &wca_core::ArchivedMessage) -> Result<bool, wca_core::PortError> {
+        self.inner.put(msg).await
+    }
+    async fn put_reply(
+        &self,
+        reply: &wca_core::ArchivedReply,
+    ) -> Result<bool, wca_core::PortError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(wca_core::PortError::Unavailable("process died".into()));
+        }
+        self.inner.put_reply(reply).await
+    }
+    async fn get(
+        &self,
+        openid: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<wca_core::ArchivedMessage>, wca_core::PortError> {
+        self.inner.get(openid, key, now).await
+    }
+    async fn history(
+        &self,
+        openid: &OpenId,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<wca_core::Archived>, wca_core::PortError> {
+        self.inner.history(openid, limit, now).await
+    }
+    async fn purge_expired(&self, now: i64) -> Result<u64, wca_core::PortError> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_archives_the_reply_the_first_delivery_answered_with_but_did_not_archive() {
+    let settings = Settings::resolve(
+        FileSettings::default(),
+        &[("WECHAT_TOKEN", TOKEN), ("WECHAT_APP_ID", APP_ID)],
+        None,
+    )
+    .expect("settings");
+    let archive = Arc::new(RepliesBreak::default());
+    archive
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let ports = Ports {
+        archive: archive.clone(),
+        dedup: Arc::new(MemoryIdempotency::default()),
+        events: Arc::new(MemoryEventSink::default()),
+        clock: Arc::new(ManualClock::new(NOW)),
+        conversations: Arc::new(wca_core::memory::MemoryConversationStore::default()),
+        shop: wca_dialog::Shop::default(),
+    };
+    let f = Fixture {
+        app: router(Webhook::new(settings, ports)),
+        archive: Arc::new(MemoryArchive::default()),
+        events: Arc::new(MemoryEventSink::default()),
+        clock: Arc::new(ManualClock::new(NOW)),
+        safe: false,
+    };
+    let first = f.post(&text("3301", "你好")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        archive.inner.reply("msg:3301").is_none(),
+        "not archived yet"
+    );
+
+    archive
+        .broken
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let retry = f.post(&text("3301", "你好")).await;
+    assert_eq!(retry.body, first.body, "the retry gets the first answer");
+    let reply = archive
+        .inner
+        .reply("msg:3301")
+        .expect("archived by the retry");
+    assert_eq!(
+        Some(reply.reply),
+        f.reply_content(&first.body).map(Outgoing::text),
+        "the archived reply is the one WeChat got"
+    );
+    assert_eq!(reply.route, "rule");
+}
+
+#[tokio::test]
+async fn refused_requests_are_tallied_into_one_event_per_reason_per_minute() {
+    let f = fixture(false);
+    let bad_signature = || {
+        let mut sealed = f.seal(&text("1", "hi"), f.clock_now(), "n");
+        set(
+            &mut sealed.query,
+            "signature",
+            "0000000000000000000000000000000000000000",
+        );
+        sealed
+    };
+    for _ in 0..50 {
+        let sealed = bad_signature();
+        let sent = f.post_raw(&sealed.query, sealed.body.into_bytes()).await;
+        assert_eq!(sent.status, StatusCode::FORBIDDEN);
+    }
+    let sent = f.post_raw(&[], b"<xml>".to_vec()).await;
+    assert!(sent.status.is_client_error());
+    assert!(
+        f.events.take().is_empty(),
+        "no event per refused request inside the window"
+    );
+
+    // A minute later, the next request (any request) closes the window.
+    f.clock.advance(REFUSAL_WINDOW_SECS);
+    let sent = f.post(&text("4001", "你好")).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let events = f.events.take();
+    let mut tallies: Vec<(String, u64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RequestRejected { reason, count } => Some((reason.clone(), *count)),
+            _ => None,
+        })
+        .collect();
+    tallies.sort();
+    assert_eq!(tallies.len(), 2, "one event per reason: {tallies:?}");
+    assert_eq!(tallies.iter().map(|(_, n)| n).sum::<u64>(), 51);
+    assert!(
+        tallies.contains(&("bad_signature".to_owned(), 50)),
+        "{tallies:?}"
+    );
+
+    // Counted by its amount, once.
+    let counters = MemoryCounters::default();
+    let tz = jiff::tz::TimeZone::UTC;
+    for event in events.iter().chain(events.iter()) {
+        analytics::apply(&counters, event, &tz)
+            .await
+            .expect("apply");
+    }
+    assert_eq!(
+        counters.get("rejected:day:2023-11-14").await.expect("get"),
+        51
+    );
 }

@@ -27,15 +27,16 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-        LocalSecondaryIndex, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-        TimeToLiveSpecification, TransactWriteItem, Update,
+        AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+        KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put, ReturnValue,
+        ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
     },
 };
 use wca_core::{
     Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
-    Counters, Event, EventLog, IdempotencyStore, MessageArchive, NewTicket, OpenId, PortError,
-    Profile, ProfileStore, TicketSink, Versioned,
+    Counters, Erased, Event, EventLog, HeldConversation, IdempotencyStore, MessageArchive,
+    NewTicket, OpenId, PortError, Profile, ProfileStore, Ticket, TicketSink, UserData, UserRecord,
+    Versioned,
 };
 
 use crate::unavailable;
@@ -148,6 +149,13 @@ impl DynamoDbStore {
             client,
             table: table.into(),
         }
+    }
+
+    /// An adapter over `table` with the SDK configuration of the
+    /// environment (credentials, region, `AWS_ENDPOINT_URL`): for tools
+    /// run by an operator, such as `wca user`.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        Self::new(Client::new(&crate::sdk_config(None).await), table)
     }
 
     /// Creates the table as the SAM stack does (on-demand, `pk` hash key,
@@ -441,10 +449,11 @@ impl IdempotencyStore for DynamoDbStore {
 
 #[async_trait]
 impl Counters for DynamoDbStore {
-    async fn add_once(
+    async fn add_once_by(
         &self,
         once_id: &str,
         keys: &[String],
+        by: u64,
         marker_expires_at: i64,
     ) -> Result<bool, PortError> {
         if keys.len() + 1 > MAX_TRANSACTION_ITEMS {
@@ -468,8 +477,8 @@ impl Counters for DynamoDbStore {
                 .table_name(&self.table)
                 .key("pk", s(format!("ctr#{key}")))
                 .key("sk", s(ALONE))
-                .update_expression("ADD n :one")
-                .expression_attribute_values(":one", n(1))
+                .update_expression("ADD n :by")
+                .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
                 .build()
                 .map_err(|e| unavailable("add_once", e))?;
             items.push(TransactWriteItem::builder().update(update).build());
@@ -711,5 +720,284 @@ impl TicketSink for DynamoDbStore {
         self.ticket_of(ticket).await?.ok_or_else(|| {
             PortError::Unavailable("a ticket for this request vanished while opening".to_owned())
         })
+    }
+}
+
+/// DynamoDB's limit on keys in one `BatchGetItem`.
+const MAX_BATCH_GET: usize = 100;
+
+/// DynamoDB's limit on requests in one `BatchWriteItem`.
+const MAX_BATCH_WRITE: usize = 25;
+
+/// Rounds of retrying what a batch call left unprocessed (throttling)
+/// before giving up.
+const BATCH_ROUNDS: u32 = 8;
+
+fn key_of(pk: String, sk: String) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// The items keyed by a user's message `keys` outside their partition: the
+/// dedup records, and the event-log entries and once-markers of the events
+/// about those messages.
+fn keyed_by_messages(keys: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for key in keys {
+        out.push(alone(format!("idem#{key}")));
+        for id in wca_core::ports::message_event_ids(key) {
+            out.push(alone(format!("evt#{id}")));
+            out.push(alone(format!("once#{id}")));
+        }
+    }
+    out
+}
+
+impl DynamoDbStore {
+    /// Every item of the partition `user#{openid}`: one query, paged.
+    async fn partition(&self, openid: &OpenId) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(user(openid.as_str())))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("user data query", e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// The items stored under `keys` (those that exist), with every
+    /// attribute: `BatchGetItem` in chunks, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, PortError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| key_of(pk.clone(), sk.clone()))
+                .collect();
+            for round in 0..BATCH_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| unavailable("batch get", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("batch get", e))?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                if let Some(mut left) = out.unprocessed_keys {
+                    pending = left.remove(&self.table).map(|k| k.keys).unwrap_or_default();
+                }
+            }
+            if !pending.is_empty() {
+                return Err(PortError::Unavailable(
+                    "batch get: keys left unprocessed (throttled); try again".to_owned(),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes the items under `keys`: `BatchWriteItem` in chunks of 25,
+    /// retrying unprocessed requests.
+    async fn batch_delete(&self, keys: Vec<(String, String)>) -> Result<(), PortError> {
+        for chunk in keys.chunks(MAX_BATCH_WRITE) {
+            let mut pending = Vec::new();
+            for (pk, sk) in chunk {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key_of(pk.clone(), sk.clone())))
+                    .build()
+                    .map_err(|e| unavailable("batch delete", e))?;
+                pending.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            for round in 0..BATCH_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("batch delete", e))?;
+                if let Some(mut left) = out.unprocessed_items {
+                    pending = left.remove(&self.table).unwrap_or_default();
+                }
+            }
+            if !pending.is_empty() {
+                return Err(PortError::Unavailable(
+                    "batch delete: items left unprocessed (throttled); try again".to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The board of unresolved conversations as stored: version, expiry,
+    /// state.
+    async fn board(&self) -> Result<Option<(u64, i64, ConversationState)>, PortError> {
+        let Some(item) = self.get_item(conversation_key(&OpenId::board())).await? else {
+            return Ok(None);
+        };
+        let held = held_conversation(&item)?;
+        Ok(Some((held.version, held.expires_at, held.state)))
+    }
+}
+
+/// A conversation item as held, whether expired or not.
+fn held_conversation(item: &Item) -> Result<HeldConversation, PortError> {
+    let version = get_n(item, "ver")?;
+    Ok(HeldConversation {
+        version: u64::try_from(version)
+            .map_err(|_| PortError::Corrupt("attribute ver is not a version".to_owned()))?,
+        expires_at: get_n(item, "expires_at")?,
+        state: serde_json::from_str(&get_s(item, "state")?)
+            .map_err(|e| PortError::Corrupt(format!("conversation state: {e}")))?,
+    })
+}
+
+/// Everything about a user is in their partition `user#{openid}` (one
+/// query), except the items keyed by their messages' keys (dedup records,
+/// events, once-markers), found from the archived messages.
+#[async_trait]
+impl UserData for DynamoDbStore {
+    async fn export(&self, openid: &OpenId, now: i64) -> Result<UserRecord, PortError> {
+        let mut record = UserRecord::empty(openid, now);
+        for item in self.partition(openid).await? {
+            let sk = get_s(&item, "sk")?;
+            if sk.starts_with("msg#") || sk.starts_with("reply#") {
+                match archived_from(&item)? {
+                    Archived::Message(m) => record.messages.push(m),
+                    Archived::Reply(r) => record.replies.push(r),
+                }
+            } else if sk == "conv" {
+                record.conversation = Some(held_conversation(&item)?);
+            } else if sk == "profile" {
+                record.profile = Some(
+                    serde_json::from_str(&get_s(&item, "profile")?)
+                        .map_err(|e| PortError::Corrupt(format!("profile: {e}")))?,
+                );
+            } else if sk.starts_with("ticket#") {
+                record.tickets.push(Ticket {
+                    ticket_id: get_s(&item, "ticket_id")?,
+                    request: serde_json::from_str(&get_s(&item, "ticket")?)
+                        .map_err(|e| PortError::Corrupt(format!("ticket: {e}")))?,
+                });
+            }
+        }
+        if let Some((_, _, board)) = self.board().await? {
+            record.unresolved_since = board.unresolved.get(openid.as_str()).copied();
+        }
+        let events = self
+            .batch_get(
+                record
+                    .message_keys()
+                    .iter()
+                    .flat_map(|key| wca_core::ports::message_event_ids(key))
+                    .map(|id| alone(format!("evt#{id}")))
+                    .collect(),
+            )
+            .await?;
+        for item in events {
+            record.events.push(
+                serde_json::from_str(&get_s(&item, "event")?)
+                    .map_err(|e| PortError::Corrupt(format!("event: {e}")))?,
+            );
+        }
+        record.sort();
+        Ok(record)
+    }
+
+    async fn erase(&self, openid: &OpenId) -> Result<Erased, PortError> {
+        let mut erased = Erased::default();
+        let items = self.partition(openid).await?;
+        let mut keys = Vec::new();
+        let mut doomed = Vec::new();
+        for item in &items {
+            let sk = get_s(item, "sk")?;
+            if let Some(key) = sk.strip_prefix("msg#") {
+                erased.messages += 1;
+                keys.push(key.to_owned());
+            } else if let Some(key) = sk.strip_prefix("reply#") {
+                erased.replies += 1;
+                keys.push(key.to_owned());
+            } else if sk == "conv" {
+                erased.conversation += 1;
+            } else if sk == "profile" {
+                erased.profile += 1;
+            } else if sk.starts_with("ticket#") {
+                erased.tickets += 1;
+            } else if sk.starts_with("claim#") {
+                erased.campaign_claims += 1;
+            } else {
+                erased.other += 1;
+            }
+            doomed.push((user(openid.as_str()), sk));
+        }
+        keys.sort();
+        keys.dedup();
+        // What hangs off the messages goes first: if this fails part-way,
+        // the archive still names the keys for the next attempt.
+        let outside = self.batch_get(keyed_by_messages(&keys)).await?;
+        let mut outside_keys = Vec::new();
+        for item in &outside {
+            let pk = get_s(item, "pk")?;
+            if pk.starts_with("idem#") {
+                erased.dedup_records += 1;
+            } else if pk.starts_with("evt#") {
+                erased.events += 1;
+            } else {
+                erased.counter_markers += 1;
+            }
+            outside_keys.push((pk, get_s(item, "sk")?));
+        }
+        self.batch_delete(outside_keys).await?;
+        self.batch_delete(doomed).await?;
+
+        for _ in 0..BATCH_ROUNDS {
+            let Some((version, expires_at, mut board)) = self.board().await? else {
+                break;
+            };
+            if board.unresolved.remove(openid.as_str()).is_none() {
+                break;
+            }
+            // A new version, so a writer that read the board before the
+            // erasure cannot write the user back onto it.
+            if self
+                .compare_and_set(&OpenId::board(), version, &board, expires_at)
+                .await?
+            {
+                erased.unresolved_board = 1;
+                break;
+            }
+        }
+        Ok(erased)
     }
 }

@@ -1,6 +1,9 @@
 //! AWS adapters of the `wca-core` ports: DynamoDB for the archive, the
 //! dedup keys, the event log and the counters; EventBridge for the event
-//! sink; SQS for reading events back.
+//! sink; SQS for reading events back. Beside them, what every function's
+//! `main` needs from AWS: [`Secrets`] from SSM at cold start,
+//! [`init_tracing`] for Lambda's log formats, and [`metrics`] in
+//! CloudWatch's embedded metric format.
 //!
 //! Item mapping lives here and nowhere else: the core sees only its own
 //! types and [`wca_core::PortError`]. Clients are built once per process
@@ -21,20 +24,16 @@
 
 mod dynamodb;
 mod eventbridge;
+mod logs;
+pub mod metrics;
+mod secrets;
 mod sqs;
 
 pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgeSink;
+pub use logs::init_tracing;
+pub use secrets::{PARAM_SUFFIX, SECRET_VARS, SecretError, Secrets};
 pub use sqs::{Received, SqsEventQueue, event_from_body, for_each_record};
-
-/// Logging as a Lambda function wants it: no timestamps (CloudWatch adds
-/// them), no colours.
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .init();
-}
 
 /// What a function's `main` wires from the environment Lambda gives it:
 /// the table named by `TABLE_NAME` and the bus named by `EVENT_BUS_NAME`,
@@ -51,6 +50,12 @@ impl FunctionEnv {
     /// Reads `TABLE_NAME` and `EVENT_BUS_NAME`; the error names what is
     /// missing.
     pub async fn load() -> Result<Self, String> {
+        Self::from_config(&sdk_config(None).await)
+    }
+
+    /// [`FunctionEnv::load`] on an SDK configuration `main` has loaded
+    /// already (for [`Secrets`] too), so it is loaded once.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Result<Self, String> {
         let var = |name: &str| {
             std::env::var(name)
                 .ok()
@@ -58,10 +63,9 @@ impl FunctionEnv {
                 .ok_or_else(|| format!("{name} is not set"))
         };
         let (table, bus) = (var("TABLE_NAME")?, var("EVENT_BUS_NAME")?);
-        let config = sdk_config(None).await;
         Ok(Self {
-            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), table),
-            bus: EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&config), bus),
+            store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(config), table),
+            bus: EventBridgeSink::new(aws_sdk_eventbridge::Client::new(config), bus),
         })
     }
 }

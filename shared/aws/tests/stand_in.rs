@@ -227,3 +227,138 @@ async fn dynamodb_profiles_keep_the_profile_contract() {
 async fn dynamodb_tickets_keep_the_ticket_contract() {
     contract::ticket_sink(std::sync::Arc::new(store().await)).await;
 }
+
+/// An SSM client on the stand-in, and a `SecureString` parameter holding
+/// `value` under a fresh name.
+async fn secure_parameter(value: &str) -> (aws_sdk_ssm::Client, String) {
+    let config = stand_in_config(&endpoint()).await;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let name = format!("/{}/secret", unique_name("wca"));
+    ssm.put_parameter()
+        .name(&name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("put parameter");
+    (ssm, name)
+}
+
+/// An environment of fixed variables.
+fn vars(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_secret_named_by_its_parameter_is_read_from_ssm_with_decryption() {
+    let (ssm, token_param) = secure_parameter("ssmToken123").await;
+    let env = vars(vec![
+        ("WECHAT_TOKEN", String::new()),
+        ("WECHAT_TOKEN_PARAM", token_param),
+    ]);
+    let secrets = wca_aws::Secrets::read(&ssm, &env).await.expect("read");
+    // Without decryption the stand-in, like SSM, gives back a wrapped
+    // ciphertext, not the value.
+    assert_eq!(secrets.get("WECHAT_TOKEN"), Some("ssmToken123"));
+    assert_eq!(secrets.names().collect::<Vec<_>>(), ["WECHAT_TOKEN"]);
+    assert!(!format!("{secrets:?}").contains("ssmToken123"));
+}
+
+#[tokio::test]
+async fn a_secret_set_in_the_environment_is_not_read_from_its_parameter() {
+    let (ssm, _) = secure_parameter("unused").await;
+    let env = vars(vec![
+        ("WECHAT_AES_KEY", "set-directly".to_owned()),
+        ("WECHAT_AES_KEY_PARAM", "/wca/no/such/parameter".to_owned()),
+    ]);
+    let secrets = wca_aws::Secrets::read(&ssm, &env)
+        .await
+        .expect("the missing parameter is never asked for");
+    assert_eq!(secrets.get("WECHAT_AES_KEY"), None, "the variable stays");
+    assert_eq!(secrets.names().count(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_secret_parameter_fails_naming_the_parameter_not_the_value() {
+    let (ssm, token_param) = secure_parameter("ssmToken456").await;
+    let missing = format!("/{}/absent", unique_name("wca"));
+    let env = vars(vec![
+        ("WECHAT_TOKEN_PARAM", token_param),
+        ("WECHAT_AES_KEY_PARAM", missing.clone()),
+    ]);
+    let err = wca_aws::Secrets::read(&ssm, &env)
+        .await
+        .expect_err("a missing parameter stops the cold start");
+    let (msg, dbg) = (err.to_string(), format!("{err:?}"));
+    assert!(
+        msg.contains("WECHAT_AES_KEY") && msg.contains(&missing),
+        "{msg}"
+    );
+    assert!(msg.contains("no such parameter"), "{msg}");
+    assert!(
+        !msg.contains("ssmToken456") && !dbg.contains("ssmToken456"),
+        "{msg} / {dbg}"
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_user_data_exports_and_erases_exactly_one_users_data() {
+    let store = store().await;
+    contract::user_data(&store, &store, &store, &store, &store).await;
+}
+
+#[tokio::test]
+async fn a_users_profile_and_tickets_in_the_table_are_exported_and_erased_with_them() {
+    use wca_core::{NewTicket, OpenId, Profile, TicketSink, UserData};
+    let store = store().await;
+    let now = 1_700_000_000;
+    let (alice, bob) = (
+        OpenId::parse("oErase_alice1").expect("openid"),
+        OpenId::parse("oErase_bob22").expect("openid"),
+    );
+    let profile = |openid: &OpenId| Profile {
+        openid: openid.clone(),
+        name: "小满".to_owned(),
+        vip_level: 2,
+        tags: vec!["VIP".to_owned()],
+        last_order_id: None,
+    };
+    let ticket = |openid: &OpenId, key: &str| NewTicket {
+        openid: openid.clone(),
+        order_id: "2026111305517".to_owned(),
+        kind: "return".to_owned(),
+        reason: "尺码不合适".to_owned(),
+        created_at: now,
+        request_key: key.to_owned(),
+    };
+    for user in [&alice, &bob] {
+        store.put_profile(&profile(user)).await.expect("profile");
+    }
+    let id = store
+        .create(&ticket(&alice, "msg:1"))
+        .await
+        .expect("ticket");
+    store.create(&ticket(&bob, "msg:2")).await.expect("ticket");
+
+    let record = store.export(&alice, now).await.expect("export");
+    assert_eq!(record.profile, Some(profile(&alice)));
+    assert_eq!(record.tickets.len(), 1);
+    assert_eq!(record.tickets[0].ticket_id, id);
+    assert_eq!(record.tickets[0].request, ticket(&alice, "msg:1"));
+
+    let erased = store.erase(&alice).await.expect("erase");
+    assert_eq!((erased.profile, erased.tickets, erased.total()), (1, 1, 2));
+    let after = store.export(&alice, now).await.expect("export");
+    assert_eq!((after.profile, after.tickets.len()), (None, 0));
+    let theirs = store.export(&bob, now).await.expect("export");
+    assert_eq!(
+        (theirs.profile, theirs.tickets.len()),
+        (Some(profile(&bob)), 1),
+        "the other user's profile and tickets stay"
+    );
+}

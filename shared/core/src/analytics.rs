@@ -56,7 +56,7 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
                 format!("replies:day:{day}:type:{reply_type}"),
             ]
         }
-        EventKind::RequestRejected { reason } => {
+        EventKind::RequestRejected { reason, .. } => {
             let (day, _) = day_hour(event.at, tz);
             vec![
                 format!("rejected:day:{day}"),
@@ -124,8 +124,17 @@ pub async fn apply(
     tz: &TimeZone,
 ) -> Result<bool, PortError> {
     let keys = counter_keys(event, tz);
+    let by = match &event.kind {
+        EventKind::RequestRejected { count, .. } => *count,
+        _ => 1,
+    };
     counters
-        .add_once(&event.id, &keys, event.at.saturating_add(EVENT_MARKER_SECS))
+        .add_once_by(
+            &event.id,
+            &keys,
+            by,
+            event.at.saturating_add(EVENT_MARKER_SECS),
+        )
         .await
 }
 

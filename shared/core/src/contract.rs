@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use crate::{
     Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
-    Counters, Event, EventLog, EventSink, FlowState, IdempotencyStore, MessageArchive, NewTicket,
-    OpenId, Order, OrderSystem, Outgoing, Profile, ProfileStore, TicketSink, Versioned,
+    Counters, Erased, Event, EventLog, EventSink, FlowState, HeldConversation, IdempotencyStore,
+    MessageArchive, NewTicket, OpenId, Order, OrderSystem, Outgoing, Profile, ProfileStore,
+    TicketSink, UserData, UserRecord, Versioned,
 };
 
 /// The sender of [`sample`]: any string is archived as it came, even one
@@ -285,6 +286,18 @@ pub async fn counters(store: &dyn Counters) {
     );
     assert_eq!(store.get("c:day").await.expect("get"), 2);
     assert_eq!(store.get("c:day:type:text").await.expect("get"), 1);
+    // One event can stand for many: it adds its count, once.
+    for _ in 0..2 {
+        store
+            .add_once_by("tally-1", &keys[..1], 40, 2_000_000_000)
+            .await
+            .expect("add by");
+    }
+    assert_eq!(
+        store.get("c:day").await.expect("get"),
+        42,
+        "add_once_by adds its amount once"
+    );
 }
 
 /// [`EventSink`]: what is emitted can be read back unchanged. `drain`
@@ -303,7 +316,7 @@ where
             Some(crate::Understanding::new("greeting", "neutral")),
         ),
         Event::reply_sent("msg:1", "o-1", "text", 1_700_000_001),
-        Event::request_rejected("bad_signature", "r-1", 1_700_000_002),
+        Event::requests_rejected("bad_signature", 1, "r-1", 1_700_000_002),
         Event::compliance_hit(
             "msg:1",
             "o-1",
@@ -667,6 +680,226 @@ pub async fn ticket_sink(sink: Arc<dyn TicketSink>) {
         "one ticket for one request sent at once: {ids:?}"
     );
     assert!(ids[0] != first && ids[0] != second);
+}
+
+/// [`UserData`], given the same store behind the other ports it reads:
+/// after writes for two users, the export of one holds exactly its
+/// messages, replies, conversation, board entry and events and nothing of
+/// the other's; erasing it removes all of that (and its dedup records),
+/// leaves the other user as they were, and a second erasure removes
+/// nothing.
+pub async fn user_data(
+    data: &dyn UserData,
+    archive: &dyn MessageArchive,
+    conversations: &dyn ConversationStore,
+    dedup: &dyn IdempotencyStore,
+    events: &dyn EventLog,
+) {
+    let now = 1_700_000_000;
+    let keep = now + 1000;
+    let alice = openid("oErase_alice1");
+    let bob = openid("oErase_bob22");
+    let event_key = format!("evt:{alice}:{}", now - 11);
+
+    let m1 = said(&alice, "msg:3001", now - 60, "运费怎么算", keep);
+    let r1 = answered(
+        &alice,
+        "msg:3001",
+        now - 59,
+        Outgoing::text("满99元包邮"),
+        keep,
+    );
+    // Expired but not yet purged: still held, so still exported and erased.
+    let m2 = said(&alice, "msg:3002", now - 30, "过期了", now - 1);
+    let mut m3 = said(&alice, &event_key, now - 10, "", keep);
+    m3.msg_type = "event:subscribe".to_owned();
+    m3.parsed = serde_json::json!({"type": "event", "event": "subscribe"});
+    let m4 = said(&bob, "msg:3004", now - 20, "别人的消息", keep);
+    let r4 = answered(&bob, "msg:3004", now - 19, Outgoing::text("好的"), keep);
+    for msg in [&m3, &m1, &m4, &m2] {
+        assert!(archive.put(msg).await.expect("put"));
+    }
+    for reply in [&r4, &r1] {
+        assert!(archive.put_reply(reply).await.expect("put reply"));
+    }
+
+    let theirs = |turns| ConversationState {
+        turns,
+        last_active: now - 10,
+        ..ConversationState::default()
+    };
+    for (user, state) in [(&alice, theirs(3)), (&bob, theirs(1))] {
+        assert!(
+            conversations
+                .compare_and_set(user, 0, &state, keep)
+                .await
+                .expect("compare_and_set")
+        );
+    }
+    let board = ConversationState {
+        unresolved: BTreeMap::from([(alice.to_string(), now - 5), (bob.to_string(), now - 3)]),
+        ..ConversationState::default()
+    };
+    assert!(
+        conversations
+            .compare_and_set(&OpenId::board(), 0, &board, keep)
+            .await
+            .expect("board")
+    );
+
+    for key in ["msg:3001", "msg:3004"] {
+        dedup
+            .complete(key, "<xml>答复</xml>", now, 600)
+            .await
+            .expect("complete");
+    }
+    assert_eq!(
+        dedup.begin("msg:3002", now, 30).await.expect("begin"),
+        Begin::Fresh
+    );
+
+    let alices_events = vec![
+        Event::message_received("msg:3001", alice.as_str(), "text", now - 60, None),
+        Event::message_classified(
+            "msg:3001",
+            alice.as_str(),
+            now - 61,
+            "shipping",
+            0.9,
+            "neutral",
+            0.0,
+            now - 58,
+        ),
+        Event::reply_sent("msg:3001", alice.as_str(), "text", now - 59),
+    ];
+    let bobs_event = Event::message_received("msg:3004", bob.as_str(), "text", now - 20, None);
+    for event in alices_events.iter().chain([&bobs_event]) {
+        assert!(events.record(event, keep).await.expect("record"));
+    }
+
+    let record = data.export(&alice, now).await.expect("export");
+    assert_eq!(record.openid, alice);
+    assert_eq!(record.exported_at, now);
+    assert_eq!(
+        record.messages,
+        vec![m1.clone(), m2.clone(), m3.clone()],
+        "every message the user sent, expired ones not yet purged included, oldest first"
+    );
+    assert_eq!(record.replies, vec![r1.clone()]);
+    assert_eq!(
+        record.conversation,
+        Some(HeldConversation {
+            version: 1,
+            expires_at: keep,
+            state: theirs(3),
+        })
+    );
+    assert_eq!(record.unresolved_since, Some(now - 5));
+    let mut want_events = alices_events.clone();
+    want_events.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    assert_eq!(
+        record.events, want_events,
+        "the events of the user's messages"
+    );
+    assert!(record.campaign_claims.is_empty());
+    let json = serde_json::to_string(&record).expect("a record serialises");
+    assert!(
+        !json.contains(bob.as_str()) && !json.contains("别人的消息"),
+        "nothing of another user is exported: {json}"
+    );
+
+    let erased = data.erase(&alice).await.expect("erase");
+    assert_eq!(
+        erased,
+        Erased {
+            messages: 3,
+            replies: 1,
+            conversation: 1,
+            unresolved_board: 1,
+            dedup_records: 2,
+            events: 3,
+            ..Erased::default()
+        },
+        "everything held about the user is erased, and counted"
+    );
+    assert_eq!(
+        archive.history(&alice, 10, now).await.expect("history"),
+        vec![],
+        "no history is left"
+    );
+    for key in ["msg:3001", "msg:3002", event_key.as_str()] {
+        assert_eq!(
+            archive
+                .get(alice.as_str(), key, now - 100)
+                .await
+                .expect("get"),
+            None,
+            "message {key} is gone"
+        );
+    }
+    assert_eq!(
+        conversations.get(&alice, now).await.expect("get"),
+        Versioned::default(),
+        "the conversation is forgotten, version and all"
+    );
+    let board_now = conversations
+        .get(&OpenId::board(), now)
+        .await
+        .expect("board");
+    assert_eq!(
+        board_now.state.unresolved,
+        BTreeMap::from([(bob.to_string(), now - 3)]),
+        "the user is off the board, the other user still on it"
+    );
+    assert!(
+        board_now.version > 1,
+        "the board's version moves, so a writer that read it before the erasure must read again"
+    );
+    for event in &alices_events {
+        assert_eq!(events.get(&event.id).await.expect("get"), None);
+    }
+    assert_eq!(
+        data.erase(&alice).await.expect("erase again"),
+        Erased::default(),
+        "erasing twice is fine, and the second time removes nothing"
+    );
+    assert_eq!(
+        data.export(&alice, now).await.expect("export"),
+        UserRecord::empty(&alice, now),
+        "an export after the erasure is empty"
+    );
+    for key in ["msg:3001", "msg:3002"] {
+        assert_eq!(
+            dedup.begin(key, now + 1, 30).await.expect("begin"),
+            Begin::Fresh,
+            "the dedup record of {key}, which held the reply, is gone"
+        );
+    }
+
+    assert_eq!(
+        archive.history(&bob, 10, now).await.expect("history"),
+        vec![Archived::Reply(r4), Archived::Message(m4)],
+        "the other user's history is intact"
+    );
+    assert_eq!(
+        conversations.get(&bob, now).await.expect("get"),
+        Versioned {
+            version: 1,
+            state: theirs(1),
+        }
+    );
+    assert_eq!(
+        dedup.begin("msg:3004", now + 1, 30).await.expect("begin"),
+        Begin::Done("<xml>答复</xml>".to_owned())
+    );
+    assert_eq!(
+        events.get(&bobs_event.id).await.expect("get"),
+        Some(bobs_event)
+    );
+    assert_eq!(
+        data.export(&bob, now).await.expect("export").messages.len(),
+        1
+    );
 }
 
 #[cfg(test)]

@@ -65,10 +65,17 @@ pub enum EventKind {
         /// Reply kind (`text`, `transfer_customer_service`, ...).
         reply_type: String,
     },
-    /// A request was refused before it was trusted (bad signature, bad XML).
+    /// Requests refused before they were trusted (bad signature, bad XML),
+    /// tallied by the function: one event for every `count` refusals of
+    /// one reason in a window, so junk traffic costs one event a minute,
+    /// not one per request.
     RequestRejected {
         /// A short machine-readable reason, e.g. `bad_signature`.
         reason: String,
+        /// How many requests this event stands for (1 in events written
+        /// before tallies existed).
+        #[serde(default = "one")]
+        count: u64,
     },
     /// A message classified after it was received (the classify function:
     /// async mode, or a webhook that did not classify).
@@ -442,16 +449,22 @@ impl Event {
         }
     }
 
-    /// The event for a refused request. `unique` must differ per request.
-    pub fn request_rejected(reason: &str, unique: &str, at: i64) -> Self {
+    /// The event for `count` refused requests of one `reason`. `unique`
+    /// must differ per tally (window and process).
+    pub fn requests_rejected(reason: &str, count: u64, unique: &str, at: i64) -> Self {
         Self {
-            id: format!("rejected:{unique}"),
+            id: format!("rejected:{unique}:{reason}"),
             at,
             kind: EventKind::RequestRejected {
                 reason: reason.to_owned(),
+                count,
             },
         }
     }
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[cfg(test)]
@@ -478,7 +491,7 @@ mod tests {
                 Some(Understanding::new("greeting", "neutral")),
             ),
             Event::reply_sent("msg:1", "o-1", "text", 2),
-            Event::request_rejected("bad_signature", "r1", 3),
+            Event::requests_rejected("bad_signature", 1, "r1", 3),
             Event::message_classified("msg:1", "o-1", 1, "greeting", 0.9, "neutral", 0.0, 4),
             Event::compliance_hit(
                 "msg:1",

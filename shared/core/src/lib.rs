@@ -40,9 +40,10 @@ pub use conversation::{
 };
 pub use event::{ComplianceWord, Direction, Event, EventKind, HandoffReason, Understanding};
 pub use ports::{
-    Archived, ArchivedMessage, ArchivedReply, Begin, Counters, EventLog, EventSink,
-    IdempotencyStore, MessageArchive, PortError,
+    Archived, ArchivedMessage, ArchivedReply, Begin, Counters, Erased, EventLog, EventSink,
+    HeldConversation, IdempotencyStore, MessageArchive, PortError, UserData, UserRecord,
 };
 pub use shop::{
-    NewTicket, Order, OrderItem, OrderStatus, OrderSystem, Profile, ProfileStore, TicketSink,
+    NewTicket, Order, OrderItem, OrderStatus, OrderSystem, Profile, ProfileStore, Ticket,
+    TicketSink,
 };

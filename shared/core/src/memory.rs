@@ -3,14 +3,14 @@
 //! run against them too), but lose everything when dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use crate::{
     Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
-    Counters, Event, EventLog, EventSink, IdempotencyStore, MessageArchive, OpenId, PortError,
-    Versioned,
+    Counters, Erased, Event, EventLog, EventSink, HeldConversation, IdempotencyStore,
+    MessageArchive, OpenId, PortError, UserData, UserRecord, Versioned, ports::message_event_ids,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,10 +176,11 @@ pub struct MemoryCounters {
 
 #[async_trait]
 impl Counters for MemoryCounters {
-    async fn add_once(
+    async fn add_once_by(
         &self,
         once_id: &str,
         keys: &[String],
+        by: u64,
         _marker_expires_at: i64,
     ) -> Result<bool, PortError> {
         let mut guard = lock(&self.inner);
@@ -188,7 +189,8 @@ impl Counters for MemoryCounters {
             return Ok(false);
         }
         for key in keys {
-            *values.entry(key.clone()).or_default() += 1;
+            let value = values.entry(key.clone()).or_default();
+            *value = value.saturating_add(by);
         }
         Ok(true)
     }
@@ -292,6 +294,121 @@ impl ConversationStore for MemoryConversationStore {
     }
 }
 
+/// [`UserData`] over the memory adapters of the other ports, shared with
+/// whoever writes through them (`Arc`s: hand a clone of each to the code
+/// under test). It holds no profiles, tickets or campaign claims.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryUserData {
+    /// The archive it reads and erases.
+    pub archive: Arc<MemoryArchive>,
+    /// The conversations, the board of unresolved ones included.
+    pub conversations: Arc<MemoryConversationStore>,
+    /// The dedup records.
+    pub dedup: Arc<MemoryIdempotency>,
+    /// The event log.
+    pub events: Arc<MemoryEventLog>,
+    /// The counters, whose once-markers of the user's events are erased.
+    pub counters: Arc<MemoryCounters>,
+}
+
+#[async_trait]
+impl UserData for MemoryUserData {
+    async fn export(&self, openid: &OpenId, now: i64) -> Result<UserRecord, PortError> {
+        let mut record = UserRecord::empty(openid, now);
+        {
+            let archive = lock(&self.archive.0);
+            record.messages = archive
+                .messages
+                .values()
+                .filter(|m| m.openid == openid.as_str())
+                .cloned()
+                .collect();
+            record.replies = archive
+                .replies
+                .values()
+                .filter(|r| r.openid == openid.as_str())
+                .cloned()
+                .collect();
+        }
+        {
+            let conversations = lock(&self.conversations.0);
+            record.conversation = conversations.get(openid).map(|c| HeldConversation {
+                version: c.version,
+                expires_at: c.expires_at,
+                state: c.state.clone(),
+            });
+            record.unresolved_since = conversations
+                .get(&OpenId::board())
+                .and_then(|b| b.state.unresolved.get(openid.as_str()).copied());
+        }
+        let events = lock(&self.events.0);
+        record.events = record
+            .message_keys()
+            .iter()
+            .flat_map(|key| message_event_ids(key))
+            .filter_map(|id| events.get(&id).cloned())
+            .collect();
+        drop(events);
+        record.sort();
+        Ok(record)
+    }
+
+    async fn erase(&self, openid: &OpenId) -> Result<Erased, PortError> {
+        let mut erased = Erased::default();
+        let keys = {
+            let mut archive = lock(&self.archive.0);
+            let mine = |who: &str| who == openid.as_str();
+            let mut keys: HashSet<String> = HashSet::new();
+            archive.messages.retain(|key, m| {
+                let keep = !mine(&m.openid);
+                if !keep {
+                    keys.insert(key.clone());
+                    erased.messages += 1;
+                }
+                keep
+            });
+            archive.replies.retain(|key, r| {
+                let keep = !mine(&r.openid);
+                if !keep {
+                    keys.insert(key.clone());
+                    erased.replies += 1;
+                }
+                keep
+            });
+            keys
+        };
+        {
+            let mut conversations = lock(&self.conversations.0);
+            if conversations.remove(openid).is_some() {
+                erased.conversation = 1;
+            }
+            if let Some(board) = conversations.get_mut(&OpenId::board())
+                && board.state.unresolved.remove(openid.as_str()).is_some()
+            {
+                // A new version, so a writer that read the board before
+                // the erasure cannot write the user back.
+                board.version = crate::conversation::next_version(board.version)?;
+                erased.unresolved_board = 1;
+            }
+        }
+        let ids: Vec<String> = keys.iter().flat_map(|k| message_event_ids(k)).collect();
+        {
+            let mut dedup = lock(&self.dedup.0);
+            erased.dedup_records =
+                keys.iter().filter(|k| dedup.remove(*k).is_some()).count() as u64;
+        }
+        {
+            let mut events = lock(&self.events.0);
+            erased.events = ids.iter().filter(|id| events.remove(*id).is_some()).count() as u64;
+        }
+        {
+            let mut counters = lock(&self.counters.inner);
+            erased.counter_markers = ids.iter().filter(|id| counters.1.remove(*id)).count() as u64;
+        }
+        Ok(erased)
+    }
+}
+
 #[cfg(test)]
 mod contract_tests {
     use super::*;
@@ -327,6 +444,19 @@ mod contract_tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn memory_conversation_store_keeps_the_conversation_store_contract() {
         contract::conversation_store(std::sync::Arc::new(MemoryConversationStore::default())).await;
+    }
+
+    #[tokio::test]
+    async fn memory_user_data_exports_and_erases_exactly_one_users_data() {
+        let store = MemoryUserData::default();
+        contract::user_data(
+            &store,
+            &*store.archive,
+            &*store.conversations,
+            &*store.dedup,
+            &*store.events,
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Direction, Event, OpenId, Outgoing};
+use crate::{ConversationState, Direction, Event, OpenId, Outgoing, Profile, Ticket};
 
 /// What can go wrong behind a port.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +209,17 @@ pub trait Counters: Send + Sync {
         once_id: &str,
         keys: &[String],
         marker_expires_at: i64,
+    ) -> Result<bool, PortError> {
+        self.add_once_by(once_id, keys, 1, marker_expires_at).await
+    }
+    /// [`Counters::add_once`] adding `by` instead of 1: one event standing
+    /// for many (the refused requests of a minute, tallied in the function).
+    async fn add_once_by(
+        &self,
+        once_id: &str,
+        keys: &[String],
+        by: u64,
+        marker_expires_at: i64,
     ) -> Result<bool, PortError>;
     /// The value of one counter (0 when never incremented).
     async fn get(&self, key: &str) -> Result<u64, PortError>;
@@ -229,4 +240,206 @@ pub trait EventLog: Send + Sync {
     async fn record(&self, event: &Event, expires_at: i64) -> Result<bool, PortError>;
     /// The event stored under `id`.
     async fn get(&self, id: &str) -> Result<Option<Event>, PortError>;
+}
+
+/// A user's conversation as it is held, expired or not (an export shows
+/// what is stored, not what the dialog would read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldConversation {
+    /// The compare-and-set version.
+    pub version: u64,
+    /// When the state may be forgotten (Unix seconds).
+    pub expires_at: i64,
+    /// What the dialog engine remembers.
+    pub state: ConversationState,
+}
+
+/// Everything wca's stores hold about one user: what
+/// [`UserData::export`] returns, and (as JSON) what `wca user export`
+/// prints. Field names are stable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    /// Whose data it is.
+    pub openid: OpenId,
+    /// When it was read (Unix seconds).
+    pub exported_at: i64,
+    /// Every archived message from the user, expired ones not yet purged
+    /// included, oldest first.
+    pub messages: Vec<ArchivedMessage>,
+    /// Every archived reply to the user, oldest first.
+    pub replies: Vec<ArchivedReply>,
+    /// The conversation state, if one is stored.
+    pub conversation: Option<HeldConversation>,
+    /// Since when the user is on the board of unresolved conversations
+    /// ([`crate::BOARD_KEY`]), if they are.
+    pub unresolved_since: Option<i64>,
+    /// Event-log entries about the user's messages (classification,
+    /// compliance hits, hand-overs, tickets), oldest first.
+    pub events: Vec<Event>,
+    /// The profile, where the store holds profiles (DynamoDB with
+    /// `users = "dynamodb"`); `None` elsewhere.
+    pub profile: Option<Profile>,
+    /// After-sales tickets the store holds for the user, oldest first.
+    pub tickets: Vec<Ticket>,
+    /// Campaign claims (no campaigns exist yet: always empty).
+    pub campaign_claims: Vec<serde_json::Value>,
+}
+
+impl UserRecord {
+    /// An empty record of `openid` read at `now`.
+    pub fn empty(openid: &OpenId, now: i64) -> Self {
+        Self {
+            openid: openid.clone(),
+            exported_at: now,
+            messages: Vec::new(),
+            replies: Vec::new(),
+            conversation: None,
+            unresolved_since: None,
+            events: Vec::new(),
+            profile: None,
+            tickets: Vec::new(),
+            campaign_claims: Vec::new(),
+        }
+    }
+
+    /// The keys of the user's messages and replies, each once: what their
+    /// dedup records and events are keyed by.
+    pub fn message_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .messages
+            .iter()
+            .map(|m| m.key.clone())
+            .chain(self.replies.iter().map(|r| r.key.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Puts every list in its documented order.
+    pub fn sort(&mut self) {
+        self.messages
+            .sort_by(|a, b| (a.received_at, &a.key).cmp(&(b.received_at, &b.key)));
+        self.replies
+            .sort_by(|a, b| (a.sent_at, &a.key).cmp(&(b.sent_at, &b.key)));
+        self.events
+            .sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        self.tickets.sort_by(|a, b| {
+            (a.request.created_at, &a.ticket_id).cmp(&(b.request.created_at, &b.ticket_id))
+        });
+    }
+}
+
+/// What one [`UserData::erase`] removed, by kind. Indexes (history and
+/// expiry rows) go with the entries they point to and are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Erased {
+    /// Archived messages.
+    pub messages: u64,
+    /// Archived replies.
+    pub replies: u64,
+    /// The conversation state (0 or 1).
+    pub conversation: u64,
+    /// The user's entry on the board of unresolved conversations (0 or 1).
+    pub unresolved_board: u64,
+    /// Dedup records of the user's messages (they hold reply bodies).
+    pub dedup_records: u64,
+    /// Event-log entries about the user's messages.
+    pub events: u64,
+    /// Counter once-markers of those events (the counters, aggregates
+    /// without OpenIDs, stay).
+    pub counter_markers: u64,
+    /// The profile, where the store holds it (0 or 1).
+    pub profile: u64,
+    /// After-sales tickets.
+    pub tickets: u64,
+    /// Campaign claims.
+    pub campaign_claims: u64,
+    /// Items of the user's that this version of wca does not know (a newer
+    /// version's), erased all the same.
+    pub other: u64,
+}
+
+impl Erased {
+    /// Everything removed, all kinds together.
+    pub fn total(&self) -> u64 {
+        self.messages
+            + self.replies
+            + self.conversation
+            + self.unresolved_board
+            + self.dedup_records
+            + self.events
+            + self.counter_markers
+            + self.profile
+            + self.tickets
+            + self.campaign_claims
+            + self.other
+    }
+}
+
+/// Personal data on request (PIPL): everything a store holds about one
+/// user, read out or removed. Counters are aggregates without OpenIDs and
+/// are neither exported nor erased.
+#[async_trait]
+pub trait UserData: Send + Sync {
+    /// Everything held about `openid`, read at `now`.
+    async fn export(&self, openid: &OpenId, now: i64) -> Result<UserRecord, PortError>;
+    /// Removes everything held about `openid`: the archive both ways, the
+    /// conversation and the user's board entry, the dedup records, events
+    /// and once-markers of their messages, and (where the store holds
+    /// them) profile, tickets and campaign claims. Erasing what is already
+    /// gone removes nothing and is not an error; a failure part-way leaves
+    /// the rest for the next call.
+    async fn erase(&self, openid: &OpenId) -> Result<Erased, PortError>;
+}
+
+/// The ids of every event that can be about the message `msg_key` (see the
+/// constructors of [`Event`]: ids are derived from the message's key), so
+/// that an erasure finds them without scanning the event log.
+pub fn message_event_ids(msg_key: &str) -> Vec<String> {
+    [
+        "received",
+        "reply",
+        "classified",
+        "handoff",
+        "ticket",
+        "compliance:inbound",
+        "compliance:outbound",
+    ]
+    .iter()
+    .map(|kind| format!("{kind}:{msg_key}"))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{HandoffReason, Understanding};
+
+    #[test]
+    fn every_event_about_a_message_has_an_id_an_erasure_looks_for() {
+        let key = "evt:o-1:1700000000";
+        let user = OpenId::parse("o-1").expect("openid");
+        let events = [
+            Event::message_received(key, "o-1", "text", 1, Some(Understanding::new("a", "b"))),
+            Event::reply_sent(key, "o-1", "text", 1),
+            Event::message_classified(key, "o-1", 1, "greeting", 0.9, "neutral", 0.0, 1),
+            Event::compliance_hit(
+                key,
+                "o-1",
+                Direction::Inbound,
+                "flag",
+                "recorded",
+                vec![],
+                1,
+            ),
+            Event::compliance_hit(key, "o-1", Direction::Outbound, "mask", "masked", vec![], 1),
+            Event::handoff_requested(key, &user, HandoffReason::Keyword, false, 1),
+            Event::ticket_created(key, &user, "AS000001", "2026111305517", "return", 1),
+        ];
+        let ids = message_event_ids(key);
+        for event in events {
+            assert!(ids.contains(&event.id), "{} is not looked for", event.id);
+        }
+    }
 }

@@ -127,6 +127,16 @@ pub struct NewTicket {
     pub request_key: String,
 }
 
+/// A ticket that was opened: its id and the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The id the customer was told (`AS000001`).
+    pub ticket_id: String,
+    /// What was asked (its fields written beside `ticket_id`).
+    #[serde(flatten)]
+    pub request: NewTicket,
+}
+
 /// The shop's order system.
 #[async_trait]
 pub trait OrderSystem: Send + Sync {

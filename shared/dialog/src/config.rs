@@ -209,6 +209,17 @@ pub fn line_of(text: &str, at: usize) -> usize {
         .map_or(1, |head| head.matches('\n').count() + 1)
 }
 
+/// What a TOML error says, without the quoted source (messages name the
+/// file and line themselves). The parser leaves some syntax errors, such as
+/// a key with no value at the end of the file, without a message; those get
+/// a generic one rather than none.
+pub fn toml_reason(e: &toml::de::Error) -> String {
+    match e.message().trim() {
+        "" => "invalid TOML syntax".to_owned(),
+        message => message.to_owned(),
+    }
+}
+
 impl Dialog {
     /// The shipped dialog with the shipped keyword rules and no FAQ.
     pub fn defaults() -> Self {
@@ -255,7 +266,7 @@ impl Dialog {
         let config: DialogConfig = toml::from_str(text).map_err(|e| DialogError::Config {
             origin: origin.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)),
-            reason: e.message().to_owned(),
+            reason: toml_reason(&e),
         })?;
         Self::from_config(config, origin, base)
     }
@@ -400,7 +411,7 @@ impl Dialog {
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| DialogError::Config {
             origin: origin.clone(),
             line: e.span().map(|s| line_of(&text, s.start)),
-            reason: e.message().to_owned(),
+            reason: toml_reason(&e),
         })?;
         table.retain(|k, _| k == "dialog" || k == "reply");
         let file: File = table
@@ -408,7 +419,7 @@ impl Dialog {
             .map_err(|e: toml::de::Error| DialogError::Config {
                 origin: origin.clone(),
                 line: None,
-                reason: e.message().to_owned(),
+                reason: toml_reason(&e),
             })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let dialog = match file.dialog {

@@ -138,7 +138,7 @@ impl Rules {
     /// Parses a rules file.
     pub fn from_toml(text: &str) -> Result<Self, DialogError> {
         let spec: RulesSpec =
-            toml::from_str(text).map_err(|e| DialogError::Syntax(e.message().to_owned()))?;
+            toml::from_str(text).map_err(|e| DialogError::Syntax(config::toml_reason(&e)))?;
         Self::from_spec(spec)
     }
 
@@ -147,7 +147,7 @@ impl Rules {
     pub fn from_table(table: toml::Table) -> Result<Self, DialogError> {
         let spec: RulesSpec = table
             .try_into()
-            .map_err(|e: toml::de::Error| DialogError::Syntax(e.message().to_owned()))?;
+            .map_err(|e: toml::de::Error| DialogError::Syntax(config::toml_reason(&e)))?;
         Self::from_spec(spec)
     }
 
@@ -264,6 +264,29 @@ mod tests {
         .expect("parse");
         assert_eq!(rules.answer("你好"), Some(Answer::Text("exact")));
         assert_eq!(rules.answer("好的"), Some(Answer::Text("contains")));
+    }
+
+    /// Found by `wca-fuzz --target rules` (`found/rules-*`): the TOML
+    /// parser gives a key with no value at the end of the file an empty
+    /// message, and the error read `rules file: ` with no reason.
+    #[test]
+    fn a_key_without_a_value_at_the_end_of_the_file_is_an_error_that_says_why() {
+        for text in [
+            "reply = ",
+            "[[rule]]\nmatch = \"exact\"\nkeywords = [\"a\"]\nreply = ",
+        ] {
+            let err = Rules::from_toml(text).expect_err(text);
+            assert!(
+                matches!(&err, DialogError::Syntax(m) if !m.trim().is_empty()),
+                "{err:?}"
+            );
+            let err =
+                Dialog::from_toml(text, "dialog.toml", std::path::Path::new(".")).expect_err(text);
+            assert!(
+                matches!(&err, DialogError::Config { reason, .. } if !reason.trim().is_empty()),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -86,6 +86,9 @@ impl DictionarySource for DictionaryFiles {
 
 type ErrorHook = Box<dyn Fn(&FilterError) + Send + Sync>;
 
+/// The longest interval between checks: a hundred years.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 struct Inner {
     current: RwLock<Arc<Filter>>,
     version: Mutex<String>,
@@ -115,6 +118,9 @@ impl ReloadingFilter {
     /// should not start without its filter) and checks for changes at
     /// most every `every` afterwards.
     pub fn new(source: impl DictionarySource, every: Duration) -> Result<Self, FilterError> {
+        // `Instant + every` panics past the clock's range; a century is
+        // "never" and cannot overflow it.
+        let every = every.min(NEVER);
         let version = source.version()?;
         let filter = source.load()?;
         Ok(Self {
@@ -220,6 +226,18 @@ mod tests {
             allow: Vec::new(),
             options: Options::default(),
         }
+    }
+
+    /// Found by `wca-fuzz --target config` (`tests/fuzz/found/config-*`):
+    /// `[filter] reload_secs = 9223372036854775807` panicked with
+    /// "overflow when adding duration to instant".
+    #[test]
+    fn a_reload_interval_past_the_clocks_range_means_never() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let filter = ReloadingFilter::new(files(dir.path(), "赌博\tgambling\n"), Duration::MAX)
+            .expect("load");
+        assert!(!filter.current().check("赌博").hits.is_empty());
+        assert_eq!(filter.inner.every, NEVER);
     }
 
     #[test]

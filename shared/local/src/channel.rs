@@ -66,7 +66,7 @@ mod tests {
     async fn emitting_after_the_consumer_stopped_is_unavailable() {
         let (sink, rx) = event_channel(4);
         drop(rx);
-        let event = Event::request_rejected("bad_signature", "r-1", 0);
+        let event = Event::requests_rejected("bad_signature", 1, "r-1", 0);
         let err = sink.emit(&[event]).await.expect_err("nobody is listening");
         assert!(matches!(err, PortError::Unavailable(_)), "{err:?}");
     }
@@ -75,7 +75,7 @@ mod tests {
     async fn a_full_channel_makes_the_producer_wait_instead_of_dropping_events() {
         let (sink, mut rx) = event_channel(1);
         let events: Vec<Event> = (0..3)
-            .map(|i| Event::request_rejected("bad_signature", &format!("r-{i}"), i))
+            .map(|i| Event::requests_rejected("bad_signature", 1, &format!("r-{i}"), i))
             .collect();
         let producer = tokio::spawn({
             let events = events.clone();

@@ -29,6 +29,17 @@ pub enum LocalError {
     /// large, and this one travels through every `Result` of the crate.)
     #[error("store operation failed: {0}")]
     Storage(#[source] Box<redb::Error>),
+    /// The store file is damaged: empty, cut short, or with pages redb
+    /// cannot read. Nothing is started over it.
+    #[error(
+        "the store file {path} is corrupt: {why}. Move it aside and start again, or restore a backup; wca will not start over it"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A stored value could not be decoded.
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
@@ -99,6 +110,7 @@ impl From<LocalError> for PortError {
                 other => PortError::Unavailable(format!("store operation failed: {other}")),
             },
             LocalError::Corrupt(msg) => PortError::Corrupt(msg),
+            damaged @ LocalError::Damaged { .. } => PortError::Corrupt(damaged.to_string()),
             other => PortError::Unavailable(other.to_string()),
         }
     }

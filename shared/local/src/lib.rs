@@ -53,7 +53,7 @@ mod shop_files;
 mod shop_http;
 mod store;
 
-pub use analytics::spawn_analytics;
+pub use analytics::{CountingSink, spawn_analytics};
 pub use channel::{ChannelEventSink, event_channel};
 pub use error::LocalError;
 pub use retention::spawn_retention;

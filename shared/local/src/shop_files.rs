@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use wca_core::{
-    NewTicket, OpenId, Order, OrderSystem, PortError, Profile, ProfileStore, TicketSink,
+    NewTicket, OpenId, Order, OrderSystem, PortError, Profile, ProfileStore, Ticket, TicketSink,
 };
 
 use crate::LocalError;
@@ -160,6 +160,33 @@ pub struct JsonlTickets {
 struct TicketBook {
     by_request: HashMap<String, String>,
     issued: Vec<TicketLine>,
+    /// The number of the next ticket: one past the highest issued, so a
+    /// number freed by an erased ticket is never handed out again.
+    next: u64,
+}
+
+/// A line of the tickets file: a ticket, or what is left of one whose
+/// customer had their data erased (its id only, so the number is never
+/// handed out again).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum FileLine {
+    Issued(TicketLine),
+    Erased { ticket_id: String, erased: bool },
+}
+
+impl FileLine {
+    fn ticket_id(&self) -> &str {
+        match self {
+            FileLine::Issued(line) => &line.ticket_id,
+            FileLine::Erased { ticket_id, .. } => ticket_id,
+        }
+    }
+}
+
+/// The number of a ticket id `AS000042`, if it has one.
+fn ticket_number(id: &str) -> Option<u64> {
+    id.strip_prefix("AS")?.parse().ok()
 }
 
 impl JsonlTickets {
@@ -167,23 +194,33 @@ impl JsonlTickets {
     pub fn in_memory() -> Self {
         Self {
             path: None,
-            state: Mutex::new(TicketBook::default()),
+            state: Mutex::new(TicketBook {
+                next: 1,
+                ..TicketBook::default()
+            }),
         }
     }
 
     /// Tickets appended to `path`, continuing the numbering of the tickets
     /// already there (the file is created when missing).
     pub fn open(path: &Path) -> Result<Self, LocalError> {
-        let existing: Vec<TicketLine> = if path.exists() {
+        let existing: Vec<FileLine> = if path.exists() {
             read_jsonl(path)?
         } else {
             Vec::new()
         };
-        let mut book = TicketBook::default();
+        let mut book = TicketBook {
+            next: 1,
+            ..TicketBook::default()
+        };
         for line in existing {
-            book.by_request
-                .insert(line.ticket.request_key.clone(), line.ticket_id.clone());
-            book.issued.push(line);
+            let number = ticket_number(line.ticket_id()).unwrap_or(0);
+            book.next = book.next.max(number.saturating_add(1));
+            if let FileLine::Issued(line) = line {
+                book.by_request
+                    .insert(line.ticket.request_key.clone(), line.ticket_id.clone());
+                book.issued.push(line);
+            }
         }
         Ok(Self {
             path: Some(path.to_owned()),
@@ -208,7 +245,7 @@ impl TicketSink for JsonlTickets {
         if let Some(id) = book.by_request.get(&ticket.request_key) {
             return Ok(id.clone());
         }
-        let ticket_id = format!("AS{:06}", book.issued.len() + 1);
+        let ticket_id = format!("AS{:06}", book.next);
         let line = TicketLine {
             ticket_id: ticket_id.clone(),
             ticket: ticket.clone(),
@@ -231,7 +268,88 @@ impl TicketSink for JsonlTickets {
         book.by_request
             .insert(ticket.request_key.clone(), ticket_id.clone());
         book.issued.push(line);
+        book.next += 1;
         Ok(ticket_id)
+    }
+}
+
+impl JsonlTickets {
+    /// The tickets of `openid` in the file at `path` (none when it does
+    /// not exist), oldest first.
+    pub fn tickets_of(path: &Path, openid: &OpenId) -> Result<Vec<Ticket>, LocalError> {
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let lines: Vec<FileLine> = read_jsonl(path)?;
+        Ok(lines
+            .into_iter()
+            .filter_map(|line| match line {
+                FileLine::Issued(line) => Some(line),
+                FileLine::Erased { .. } => None,
+            })
+            .filter(|l| &l.ticket.openid == openid)
+            .map(|l| Ticket {
+                ticket_id: l.ticket_id,
+                request: l.ticket,
+            })
+            .collect())
+    }
+
+    /// Removes the tickets of `openid` from the file at `path`, keeping
+    /// every other line as it was; returns how many. Each leaves its id
+    /// behind (`{"ticket_id": "AS000042", "erased": true}`), so its number
+    /// is not given to another ticket. The file is replaced
+    /// whole (written beside it, synced, renamed over it), so a crash
+    /// leaves the old file or the new one, never half of one. Nothing may
+    /// be appending to it meanwhile: stop `wca serve` first.
+    pub fn erase_user(path: &Path, openid: &OpenId) -> Result<u64, LocalError> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        let read = |source| LocalError::ReadFile {
+            path: path.to_owned(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let mut kept = String::with_capacity(text.len());
+        let mut erased = 0;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: FileLine = serde_json::from_str(line).map_err(|e| LocalError::BadLine {
+                origin: path.display().to_string(),
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            match parsed {
+                FileLine::Issued(issued) if &issued.ticket.openid == openid => {
+                    let gone = FileLine::Erased {
+                        ticket_id: issued.ticket_id,
+                        erased: true,
+                    };
+                    let json = serde_json::to_string(&gone)
+                        .map_err(|e| LocalError::Corrupt(format!("tickets: {e}")))?;
+                    kept.push_str(&json);
+                    erased += 1;
+                }
+                _ => kept.push_str(line),
+            }
+            kept.push('\n');
+        }
+        if erased == 0 {
+            return Ok(0);
+        }
+        let temp = path.with_extension("jsonl.erasing");
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        file.open(&temp)
+            .and_then(|mut f| f.write_all(kept.as_bytes()).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&temp, path))
+            .map_err(read)?;
+        Ok(erased)
     }
 }
 
@@ -301,5 +419,52 @@ mod tests {
         assert_eq!(sink.tickets().len(), 2);
         let lines = std::fs::read_to_string(&path).expect("read");
         assert_eq!(lines.lines().count(), 2, "{lines}");
+    }
+
+    #[tokio::test]
+    async fn erasing_a_users_tickets_keeps_the_others_and_never_reuses_a_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tickets.jsonl");
+        let ticket = |who: &str, key: &str| NewTicket {
+            openid: openid(who),
+            order_id: "2026111500001".into(),
+            kind: "return".into(),
+            reason: "尺码不合适".into(),
+            created_at: 1_763_600_000,
+            request_key: key.into(),
+        };
+        let sink = JsonlTickets::open(&path).expect("open");
+        sink.create(&ticket("o_b", "msg:1")).await.expect("create");
+        sink.create(&ticket("o_a", "msg:2")).await.expect("create");
+        let kept = sink.create(&ticket("o_b", "msg:3")).await.expect("create");
+        let gone = sink.create(&ticket("o_a", "msg:4")).await.expect("create");
+        drop(sink);
+
+        let theirs = JsonlTickets::tickets_of(&path, &openid("o_a")).expect("read");
+        assert_eq!(theirs.len(), 2);
+        assert_eq!(theirs[1].ticket_id, gone);
+        assert_eq!(
+            JsonlTickets::erase_user(&path, &openid("o_a")).expect("erase"),
+            2
+        );
+        assert_eq!(
+            JsonlTickets::erase_user(&path, &openid("o_a")).expect("again"),
+            0
+        );
+        assert!(
+            JsonlTickets::tickets_of(&path, &openid("o_a"))
+                .expect("read")
+                .is_empty()
+        );
+        let others = JsonlTickets::tickets_of(&path, &openid("o_b")).expect("read");
+        assert_eq!(others.len(), 2);
+        assert_eq!(others[1].ticket_id, kept);
+
+        let sink = JsonlTickets::open(&path).expect("reopen");
+        let next = sink.create(&ticket("o_c", "msg:5")).await.expect("create");
+        assert_eq!(
+            next, "AS000005",
+            "the erased ticket's number is not handed out again"
+        );
     }
 }

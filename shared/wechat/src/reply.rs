@@ -216,24 +216,26 @@ fn optional(x: &mut String, name: &str, value: &Option<String>) {
 /// characters XML 1.0 cannot carry (C0 controls but tab, LF and CR;
 /// U+FFFE, U+FFFF) are dropped.
 pub fn cdata(out: &mut String, text: &str) {
+    // Drop first, split after: dropping a character can join `]]` and `>`
+    // (`]\0]>`) into a terminator the split did not see.
+    let carried: std::borrow::Cow<'_, str> = if text.chars().all(xml_char) {
+        text.into()
+    } else {
+        text.chars()
+            .filter(|&c| xml_char(c))
+            .collect::<String>()
+            .into()
+    };
     out.push_str("<![CDATA[");
-    let mut rest = text;
+    let mut rest = &*carried;
     while let Some(i) = rest.find("]]>") {
-        push_xml_chars(out, &rest[..i]);
+        out.push_str(&rest[..i]);
         // `]]` ends this section, `>` starts the next.
         out.push_str("]]]]><![CDATA[>");
         rest = &rest[i + 3..];
     }
-    push_xml_chars(out, rest);
+    out.push_str(rest);
     out.push_str("]]>");
-}
-
-fn push_xml_chars(out: &mut String, s: &str) {
-    if s.chars().all(xml_char) {
-        out.push_str(s);
-    } else {
-        out.extend(s.chars().filter(|&c| xml_char(c)));
-    }
 }
 
 fn xml_char(c: char) -> bool {
@@ -358,6 +360,22 @@ mod tests {
             "]]><MsgType>news</MsgType><![CDATA[",
         ] {
             assert_eq!(roundtrip(s).as_deref(), Some(s), "{s:?}");
+        }
+    }
+
+    /// Found by `wca-fuzz --target xml` (`found/xml-*`): the control
+    /// character was dropped after the `]]>` split, so `]\0]>` became a
+    /// terminator and the rest of the text was read as XML.
+    #[test]
+    fn a_dropped_control_character_cannot_join_a_cdata_terminator() {
+        for s in [
+            "]\u{0}]>",
+            "]]\u{1b}>",
+            "a]\u{FFFE}]>b]]>c",
+            "]\u{0}]><MsgType>news</MsgType>",
+        ] {
+            let kept: String = s.chars().filter(|&c| xml_char(c)).collect();
+            assert_eq!(roundtrip(s).as_deref(), Some(kept.as_str()), "{s:?}");
         }
     }
 

@@ -496,8 +496,8 @@ fn body(root: &Node, msg_type: &str) -> Result<InboundBody, WechatError> {
             thumb_media_id: root.string("ThumbMediaId"),
         },
         "location" => Message::Location {
-            latitude: number(root, "Location_X")?,
-            longitude: number(root, "Location_Y")?,
+            latitude: coordinate(root, "Location_X")?,
+            longitude: coordinate(root, "Location_Y")?,
             scale: root.string("Scale"),
             label: root.string("Label"),
         },
@@ -542,6 +542,18 @@ fn number<T: std::str::FromStr>(node: &Node, name: &'static str) -> Result<T, We
         .map_err(|_| WechatError::BadField(name))
 }
 
+/// A latitude, longitude or precision: a finite number. `inf` and `NaN`
+/// parse as `f64`, but are no place, and the archive's JSON cannot carry
+/// them (they became `null`).
+fn coordinate(node: &Node, name: &'static str) -> Result<f64, WechatError> {
+    let value: f64 = number(node, name)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(WechatError::BadField(name))
+    }
+}
+
 /// A count WeChat reports; absent counts read 0.
 fn count(node: &Node, name: &'static str) -> Result<u64, WechatError> {
     match node.text_of(name) {
@@ -565,9 +577,9 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
             ticket: root.non_empty("Ticket"),
         },
         "location" => Event::Location {
-            latitude: number(root, "Latitude")?,
-            longitude: number(root, "Longitude")?,
-            precision: number(root, "Precision").unwrap_or(0.0),
+            latitude: coordinate(root, "Latitude")?,
+            longitude: coordinate(root, "Longitude")?,
+            precision: coordinate(root, "Precision").unwrap_or(0.0),
         },
         "click" => Event::Click {
             event_key: root.string("EventKey"),
@@ -617,8 +629,8 @@ fn event(root: &Node, name: &str) -> Result<Option<Event>, WechatError> {
                 .ok_or(WechatError::MissingField("SendLocationInfo"))?;
             Event::LocationSelect {
                 event_key: root.string("EventKey"),
-                latitude: number(info, "Location_X")?,
-                longitude: number(info, "Location_Y")?,
+                latitude: coordinate(info, "Location_X")?,
+                longitude: coordinate(info, "Location_Y")?,
                 scale: info.string("Scale"),
                 label: info.string("Label"),
                 poi_name: info.non_empty("Poiname"),

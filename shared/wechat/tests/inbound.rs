@@ -430,6 +430,43 @@ fn missing_or_malformed_header_fields_are_typed_errors() {
     }
 }
 
+/// Found by `wca-fuzz --target xml` (`tests/fuzz/found/xml-*`):
+/// `<Location_Y>inf</Location_Y>` was accepted, and the archive's JSON
+/// recorded the place as `null`.
+#[test]
+fn a_location_at_infinity_or_nan_is_a_bad_field() {
+    let cases = [
+        (
+            envelope(
+                "location",
+                "<Location_X>23.1</Location_X><Location_Y>inf</Location_Y><Scale>20</Scale><Label>x</Label><MsgId>7</MsgId>",
+            ),
+            "Location_Y",
+        ),
+        (
+            event(
+                "LOCATION",
+                "<Latitude>NaN</Latitude><Longitude>113.3</Longitude>",
+            ),
+            "Latitude",
+        ),
+        (
+            event(
+                "location_select",
+                "<SendLocationInfo><Location_X>-inf</Location_X><Location_Y>113</Location_Y></SendLocationInfo>",
+            ),
+            "Location_X",
+        ),
+    ];
+    for (xml, field) in cases {
+        assert_eq!(
+            Inbound::parse(&xml),
+            Err(WechatError::BadField(field)),
+            "{xml}"
+        );
+    }
+}
+
 fn config(safe: bool) -> CallbackConfig {
     CallbackConfig {
         token: Token::new("propToken1").expect("token"),
