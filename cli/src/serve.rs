@@ -166,8 +166,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     // Events are counted in the store before the message is acknowledged
     // (the store's group commit makes that one fsync for many messages),
-    // so a crash loses no count.
+    // so a crash loses no count; the sink counts refused requests.
     let sink = CountingSink::new(Arc::new(store.clone()), settings.timezone.clone());
+    // Everything a message produces is written in one transaction: after
+    // a crash it is fully processed or not at all.
+    let commit = store.message_commit(settings.timezone.clone());
     let retention = spawn_retention(store.clone(), clock.clone(), Duration::from_secs(3600));
     let platform = Platform {
         default_tickets: Some(ShopSource::File(args.data_dir.join("tickets.jsonl"))),
@@ -182,6 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         clock,
         conversations: Arc::new(store),
         shop,
+        commit: Some(Arc::new(commit)),
     };
     let hook = Webhook::new(settings, ports);
     // A write that failed on I/O (a full disk) leaves redb refusing every

@@ -6,6 +6,9 @@
 //! - Every message that did not get an answer is taken over by its retry
 //!   (WeChat's, played here) once the dead process' claim has run out: it
 //!   is then answered, archived and counted once, like the others.
+//! - Right after the kill, before any retry, every message is either fully
+//!   processed (archived, its answer recorded for retries, counted) or
+//!   absent from the store: never half-processed.
 //! - No claim stays stuck: no retry after the lease is answered 503.
 //!
 //! The CI form posts a few hundred messages; `WCA_CRASH_MESSAGES` and
@@ -13,20 +16,21 @@
 //! long-form figures).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wca_core::{Archived, Counters, MessageArchive, OpenId};
+use wca_core::{Archived, Begin, Counters, IdempotencyStore, MessageArchive, OpenId};
 use wca_wechat::{Token, client_side};
+
+mod common;
 
 const TOKEN: &str = "crashTestToken2026";
 const TO: &str = "gh_wcadev0000";
 /// The claim lease of the server under test: a retry after it takes over.
-const LEASE_SECS: u64 = 1;
+const LEASE_SECS: u64 = 3;
 const SENDERS: usize = 8;
 const TEXTS: &[&str] = &["你好", "运费怎么算？满多少包邮", "可以开票吗", "谢谢"];
 
@@ -44,26 +48,10 @@ impl Drop for Server {
 }
 
 fn start(data_dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wca"))
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("WECHAT_AES_KEY")
-        .env_remove("WCA_CONFIG")
-        .env("WECHAT_TOKEN", TOKEN)
-        .env("WCA_LEASE_SECS", LEASE_SECS.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wca serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .trim()
-        .strip_prefix("wca listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (child, url) = common::serve(data_dir, Stdio::null(), |cmd| {
+        cmd.env("WECHAT_TOKEN", TOKEN)
+            .env("WCA_LEASE_SECS", LEASE_SECS.to_string());
+    });
     Server { child, url }
 }
 
@@ -128,7 +116,7 @@ fn post_and_kill(
     round: u64,
     total: u64,
     kill_after: u64,
-) -> Vec<(Message, Option<String>)> {
+) -> Vec<(Message, Result<String, String>)> {
     let tried = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
     let dead = Arc::new(AtomicBool::new(false));
@@ -149,8 +137,8 @@ fn post_and_kill(
                         from: format!("oCrashTest{sender:018}"),
                         text: TEXTS[n as usize % TEXTS.len()],
                     };
-                    let answer = post(&agent, &url, &msg).ok();
-                    if answer.is_some() {
+                    let answer = post(&agent, &url, &msg);
+                    if answer.is_ok() {
                         answered.fetch_add(1, Ordering::SeqCst);
                     }
                     results.lock().expect("results").push((msg, answer));
@@ -176,6 +164,74 @@ fn messages_today() -> String {
     format!("msgs:day:{}", jiff::Timestamp::now().to_zoned(tz).date())
 }
 
+/// Runs `read` on the store file in `data_dir`, opened directly (no
+/// server may hold it), at the current time.
+fn read_store<T>(data_dir: &Path, read: impl AsyncFnOnce(&wca_local::RedbStore, i64) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = wca_local::RedbStore::open(&data_dir.join("wca.redb")).expect("open the store");
+    let now = wca_core::Clock::now(&wca_core::SystemClock);
+    runtime.block_on(read(&store, now))
+}
+
+/// Reads the store a killed server left: every message tried is either
+/// fully processed (archived, its answer recorded, counted) or absent, and
+/// the day's count is what came before plus the fully processed. Returns
+/// how many of the unanswered messages were fully processed, and how many
+/// failed (500) and are on record only.
+fn assert_all_or_nothing(
+    data_dir: &Path,
+    tried: &[(Message, Result<String, String>)],
+    counted_before: u64,
+    day: &str,
+) -> (usize, usize) {
+    read_store(data_dir, async |store, now| {
+        let mut done = 0;
+        let mut unanswered_done = 0;
+        let mut failed_on_record = 0;
+        for (msg, answer) in tried {
+            let key = msg.key();
+            let archived = MessageArchive::get(store, &msg.from, &key, now)
+                .await
+                .expect("read the archive")
+                .is_some();
+            let recorded = matches!(
+                IdempotencyStore::begin(store, &key, now, 1)
+                    .await
+                    .expect("begin"),
+                Begin::Done(_)
+            );
+            // A delivery that failed (500: a port error, or its deadline)
+            // keeps the message on record and records no answer; WeChat
+            // retries it. Anything else, a delivery the kill cut off
+            // included, is all or nothing.
+            let failed = answer.as_ref().is_err_and(|e| e.starts_with("HTTP 500"));
+            if failed && archived && !recorded {
+                failed_on_record += 1;
+            } else {
+                assert_eq!(
+                    archived, recorded,
+                    "{key} is half-processed: archived {archived}, answer recorded {recorded}"
+                );
+            }
+            if answer.is_ok() {
+                assert!(recorded, "{key} was answered, so it is on disk");
+            } else if recorded {
+                unanswered_done += 1;
+            }
+            done += u64::from(recorded);
+        }
+        assert_eq!(
+            Counters::get(store, day).await.expect("counter"),
+            counted_before + done,
+            "exactly the fully processed messages are counted"
+        );
+        (unanswered_done, failed_on_record)
+    })
+}
+
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -193,10 +249,14 @@ fn after_kill_9_every_answered_message_is_kept_once_and_every_other_is_taken_ove
 
     let mut all: BTreeMap<String, (Message, String)> = BTreeMap::new();
     let (mut answered_before, mut unanswered_before) = (0, 0);
+    let (mut unanswered_but_done, mut failed_on_record) = (0, 0);
     for round in 1..=rounds {
         let mut server = start(&data_dir);
         let tried = post_and_kill(&mut server, round, per_round, per_round / 2);
         drop(server);
+        let (done, failed) = assert_all_or_nothing(&data_dir, &tried, all.len() as u64, &day);
+        unanswered_but_done += done;
+        failed_on_record += failed;
 
         // Restart on the same file. Wait out the dead process' lease, as
         // WeChat's retries (seconds apart) would, then retry everything.
@@ -211,7 +271,7 @@ fn after_kill_9_every_answered_message_is_kept_once_and_every_other_is_taken_ove
                 )
             });
             match first {
-                Some(first) => {
+                Ok(first) => {
                     answered_before += 1;
                     assert_eq!(
                         retry,
@@ -220,7 +280,7 @@ fn after_kill_9_every_answered_message_is_kept_once_and_every_other_is_taken_ove
                         msg.key()
                     );
                 }
-                None => unanswered_before += 1,
+                Err(_) => unanswered_before += 1,
             }
             all.insert(msg.key(), (msg, retry));
         }
@@ -228,20 +288,13 @@ fn after_kill_9_every_answered_message_is_kept_once_and_every_other_is_taken_ove
     }
     assert!(answered_before > 0 && unanswered_before + answered_before > 0);
     eprintln!(
-        "{rounds} round(s): {answered_before} messages answered before kill -9, {unanswered_before} not; all {} retried after restart",
+        "{rounds} round(s): {answered_before} messages answered before kill -9, {unanswered_before} not ({unanswered_but_done} of those fully processed, {failed_on_record} failed with 500 and on record only, the rest absent); all {} retried after restart",
         all.len()
     );
 
-    // The file, read directly once no server holds it.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let store = wca_local::RedbStore::open(&data_dir.join("wca.redb")).expect("open");
-        let now = wca_core::Clock::now(&wca_core::SystemClock);
+    read_store(&data_dir, async |store, now| {
         for (key, (msg, answer)) in &all {
-            let archived = MessageArchive::get(&store, &msg.from, key, now)
+            let archived = MessageArchive::get(store, &msg.from, key, now)
                 .await
                 .expect("read the archive");
             assert!(archived.is_some(), "{key} is archived");
@@ -257,7 +310,7 @@ fn after_kill_9_every_answered_message_is_kept_once_and_every_other_is_taken_ove
             }
         }
         assert_eq!(
-            Counters::get(&store, &day).await.expect("counter"),
+            Counters::get(store, &day).await.expect("counter"),
             all.len() as u64,
             "every message counted exactly once"
         );

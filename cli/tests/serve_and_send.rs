@@ -1,9 +1,11 @@
 //! The real `wca` binary: `wca serve` in a child process, `wca send` and
 //! wechatpy (an independent implementation) talking to it over HTTP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+mod common;
+use common::wca;
 
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
@@ -22,19 +24,6 @@ impl Drop for Server {
     }
 }
 
-fn wca() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wca"));
-    for var in [
-        "WECHAT_TOKEN",
-        "WECHAT_APP_ID",
-        "WECHAT_AES_KEY",
-        "WCA_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 fn start(env: &[(&str, &str)]) -> Server {
     start_with(&[], env)
 }
@@ -42,25 +31,9 @@ fn start(env: &[(&str, &str)]) -> Server {
 fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
-    let mut child = wca()
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(&data_dir)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wca serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .trim()
-        .strip_prefix("wca listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (child, url) = common::serve(&data_dir, Stdio::null(), |cmd| {
+        cmd.args(args).envs(env.iter().copied());
+    });
     Server {
         child,
         url,
@@ -322,30 +295,13 @@ fn sigterm_stops_wca_serve_cleanly_with_every_event_recorded() {
     assert!(counted.1 >= 1, "the reply was counted: {counted:?}");
 }
 
-/// `wca serve` on `data_dir` with `stderr`, once it listens; and the line
-/// that says where.
-fn serve_in(data_dir: &Path, stderr: Stdio) -> (Child, String) {
-    let mut child = wca()
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn wca serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    (child, line)
-}
-
 #[cfg(unix)]
 #[test]
 fn local_files_are_their_owners_only_and_the_token_stays_off_a_piped_stderr() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
-    let (mut child, _) = serve_in(&data_dir, Stdio::piped());
+    let (mut child, _) = common::serve(&data_dir, Stdio::piped(), |_| {});
     let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     let token_file = data_dir.join("dev-token");
     let token = std::fs::read_to_string(&token_file).expect("dev token");
@@ -374,10 +330,10 @@ fn an_existing_data_dir_keeps_its_permissions_and_an_empty_token_file_is_written
     std::fs::create_dir(&data_dir).expect("data dir");
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o750)).expect("chmod");
     std::fs::write(data_dir.join("dev-token"), "").expect("empty token file");
-    let (mut child, line) = serve_in(&data_dir, Stdio::null());
+    let (mut child, url) = common::serve(&data_dir, Stdio::null(), |_| {});
     let _ = child.kill();
     let _ = child.wait();
-    assert!(line.starts_with("wca listening on"), "{line}");
+    assert!(url.starts_with("http://"), "{url}");
     let mode = std::fs::metadata(&data_dir)
         .expect("meta")
         .permissions()

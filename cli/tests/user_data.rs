@@ -1,47 +1,20 @@
 //! `wca user export` and `wca user erase` on the data dir of a real
 //! `wca serve`, after `wca send` has talked to it as two users.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
+
+mod common;
+use common::wca;
 
 use serde_json::Value;
 
 const ALICE: &str = "oErase_cli_alice01";
 const BOB: &str = "oErase_cli_bob0002";
 
-fn wca() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wca"));
-    for var in [
-        "WECHAT_TOKEN",
-        "WECHAT_APP_ID",
-        "WECHAT_AES_KEY",
-        "WCA_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// `wca serve` on `data_dir`, and the URL it listens on.
 fn serve(data_dir: &Path) -> (Child, String) {
-    let mut child = wca()
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wca serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .trim()
-        .strip_prefix("wca listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
+    common::serve(data_dir, Stdio::null(), |_| {})
 }
 
 fn send(url: &str, data_dir: &Path, from: &str, msg_id: &str) {

@@ -6,6 +6,7 @@
 #   infra/bench/load.sh                          # default config
 #   infra/bench/load.sh --config examples/demo-shop/wca.toml
 #   infra/bench/load.sh --connections "10 1000 5000" --seconds 20 --wca target/release/wca
+#   infra/bench/load.sh --users 1000     # several messages of one user at once
 #
 # Build first: cargo build --release -p wca-cli. Run it on an idle machine:
 # the generator shares the cores with the server it measures.
@@ -17,6 +18,11 @@ config=""
 connections="10 1000 5000"
 modes="plaintext safe"
 seconds=20
+# Distinct senders: WeChat users seldom have two messages in flight at
+# once, and a shop with 5,000 open connections has far more than 5,000
+# followers. (Fewer senders means several messages of one user at a time,
+# which wca serve takes one after another.)
+users=100000
 port=3917
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,6 +31,7 @@ while [ $# -gt 0 ]; do
     --connections) connections="$2"; shift 2 ;;
     --modes) modes="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
+    --users) users="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -62,7 +69,7 @@ for mode in $modes; do
       sleep 0.1
     done
     line="$("$wca" bench load --url "http://127.0.0.1:$port/wechat" --data-dir "$work/data" \
-      --connections "$c" --seconds "$seconds" --json)"
+      --connections "$c" --users "$users" --seconds "$seconds" --json)"
     stop_server
     python3 - "$line" <<'PY'
 import json, sys

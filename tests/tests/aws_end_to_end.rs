@@ -197,6 +197,7 @@ fn webhook(stack: &Stack) -> (axum::Router, jiff::tz::TimeZone) {
             clock: Arc::new(SystemClock),
             conversations: store,
             shop: wca_dialog::Shop::default(),
+            commit: None,
         },
     ));
     (app, tz)

@@ -53,6 +53,7 @@ fn webhook(builtin: &str) -> Webhook {
             clock: Arc::new(SystemClock),
             conversations: Arc::new(wca_core::memory::MemoryConversationStore::default()),
             shop: wca_dialog::Shop::default(),
+            commit: None,
         },
     )
 }

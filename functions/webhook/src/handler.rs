@@ -3,11 +3,15 @@
 //! both mount it through [`crate::router`].
 //!
 //! Per POST: verify and open the request (signature, timestamp window, size,
-//! decryption, XML), claim the message's dedup key, archive it, decide the
-//! reply, emit the events, remember the sealed reply for WeChat's retries,
-//! archive the reply beside the message, answer. A retry of a finished
-//! message gets the remembered bytes; a retry that races the first
-//! delivery waits for it.
+//! decryption, XML), claim the message's dedup key, decide the reply
+//! against the stored conversation, then write everything the message
+//! produced in one [`MessageCommit`]: the archived message, the
+//! conversation, the events, the sealed reply remembered for WeChat's
+//! retries, and the reply archived beside the message. On redb that is one
+//! transaction (a message is fully processed or not at all); elsewhere the
+//! writes go one by one ([`SequentialCommit`]). Then answer. A retry of a
+//! finished message gets the remembered bytes; a retry that races the
+//! first delivery waits for it.
 //!
 //! WeChat hangs up after 5 s and retries twice, 5 s apart. A message is
 //! therefore processed in a task of its own ([`Webhook::handle_post_detached`])
@@ -27,8 +31,9 @@ use rand::Rng;
 use tokio::sync::Notify;
 use wca_converse::{Message, Pipeline};
 use wca_core::{
-    ArchivedMessage, ArchivedReply, Begin, Clock, ConversationStore, Event, EventKind, EventSink,
-    IdempotencyStore, MessageArchive, PortError,
+    ArchivedMessage, ArchivedReply, Begin, Clock, Committed, ConversationStore, Event, EventKind,
+    EventSink, IdempotencyStore, MessageArchive, MessageCommit, MessageWrites, OpenId, PortError,
+    SequentialCommit, StagedConversations,
 };
 use wca_dialog::{Input, Shop};
 use wca_wechat::{
@@ -107,6 +112,50 @@ impl Drop for Working {
     }
 }
 
+/// How many times a message is decided again when its conversation
+/// changed between reading and committing (another message of the same
+/// user got there first).
+const COMMIT_ATTEMPTS: u32 = 5;
+
+/// One lock per user with a message in progress, so that one message of a
+/// user at a time takes its turn. A lock lives as long as a message holds
+/// or waits for it; the map drops the dead entries as it grows.
+#[derive(Default)]
+struct Turns {
+    locks: std::sync::Mutex<TurnLocks>,
+}
+
+#[derive(Default)]
+struct TurnLocks {
+    by_user: std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+    /// The size at which dead entries are swept next.
+    sweep_at: usize,
+}
+
+impl Turns {
+    async fn lock(&self, openid: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            let live = locks.by_user.get(openid).and_then(std::sync::Weak::upgrade);
+            match live {
+                Some(lock) => lock,
+                None => {
+                    if locks.by_user.len() >= locks.sweep_at {
+                        locks.by_user.retain(|_, lock| lock.strong_count() > 0);
+                        locks.sweep_at = (2 * locks.by_user.len()).max(1024);
+                    }
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks
+                        .by_user
+                        .insert(openid.to_owned(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// How long refused requests are tallied before their counts are emitted.
 pub const REFUSAL_WINDOW_SECS: i64 = 60;
 
@@ -181,6 +230,9 @@ pub struct Ports {
     pub conversations: Arc<dyn ConversationStore>,
     /// The shop's order, ticket and profile systems (any may be absent).
     pub shop: Shop,
+    /// Writes everything a message produced at once; `None`: one write
+    /// after another through the ports above ([`SequentialCommit`]).
+    pub commit: Option<Arc<dyn MessageCommit>>,
 }
 
 /// The webhook: settings plus ports.
@@ -189,6 +241,8 @@ pub struct Webhook {
     settings: Arc<Settings>,
     ports: Ports,
     pipeline: Pipeline,
+    commit: Arc<dyn MessageCommit>,
+    turns: Arc<Turns>,
     in_flight: Arc<InFlight>,
     refusals: Arc<Refusals>,
 }
@@ -209,10 +263,20 @@ impl Webhook {
             ports.shop.clone(),
             ports.conversations.clone(),
         );
+        let commit = ports.commit.clone().unwrap_or_else(|| {
+            Arc::new(SequentialCommit {
+                archive: ports.archive.clone(),
+                conversations: ports.conversations.clone(),
+                events: ports.events.clone(),
+                dedup: ports.dedup.clone(),
+            })
+        });
         Self {
             settings: Arc::new(settings),
             ports,
             pipeline,
+            commit,
+            turns: Arc::default(),
             in_flight: Arc::default(),
             refusals: Arc::default(),
         }
@@ -310,7 +374,9 @@ impl Webhook {
                     if let Some(reply) = reply
                         && let Err(e) = self.ports.archive.put_reply(&reply).await
                     {
-                        tracing::error!(msg_key = %key, error = %e, "retried reply not archived");
+                        // Not answered until it is on record: WeChat
+                        // retries, and the next retry tries again.
+                        return self.failed(&key, "archive", &e);
                     }
                     return WebhookResponse::from_stored(body.to_owned());
                 }
@@ -326,11 +392,44 @@ impl Webhook {
                 Err(e) => return self.failed(&key, "dedup", &e),
             }
         }
-        match self.process(&opened, &key).await {
+        let inbound = &opened.inbound;
+        let now = self.ports.clock.now();
+        let message = ArchivedMessage {
+            key: key.clone(),
+            openid: inbound.from_user_name.clone(),
+            msg_type: inbound.kind_label(),
+            create_time: inbound.create_time,
+            received_at: now,
+            raw_xml: inbound.raw_xml.clone(),
+            parsed: serde_json::to_value(&inbound.body).unwrap_or(serde_json::Value::Null),
+            expires_at: now.saturating_add(self.settings.retention_secs),
+        };
+        // A delivery gives up before its claim's lease runs out, so a retry
+        // that takes the message over never runs beside it.
+        let deadline = processing_deadline(self.settings.lease_secs);
+        let processed = tokio::time::timeout(deadline, self.process(&opened, &message))
+            .await
+            .unwrap_or_else(|_| {
+                Err((
+                    "deadline",
+                    PortError::Unavailable(format!(
+                        "not done within {} ms, before the claim's lease ends",
+                        deadline.as_millis()
+                    )),
+                ))
+            });
+        match processed {
             Ok(response) => response,
             Err((stage, e)) => {
+                // The claim first, while its lease still runs: a retry may
+                // take the message over from now on.
                 if let Err(release) = self.ports.dedup.release(&key).await {
                     tracing::error!(msg_key = %key, error = %release, "could not release claim");
+                }
+                // Unanswered, but on record: WeChat will retry, and if no
+                // retry gets through, the message is still in the archive.
+                if let Err(e) = self.ports.archive.put(&message).await {
+                    tracing::error!(msg_key = %key, error = %e, "unhandled message not archived");
                 }
                 self.failed(&key, stage, &e)
             }
@@ -340,88 +439,90 @@ impl Webhook {
     async fn process(
         &self,
         opened: &OpenedRequest,
-        key: &str,
+        message: &ArchivedMessage,
     ) -> Result<WebhookResponse, (&'static str, PortError)> {
         let inbound = &opened.inbound;
-        let now = self.ports.clock.now();
-        let kind = inbound.kind_label();
-        let archived = ArchivedMessage {
-            key: key.to_owned(),
-            openid: inbound.from_user_name.clone(),
-            msg_type: kind.clone(),
-            create_time: inbound.create_time,
-            received_at: now,
-            raw_xml: inbound.raw_xml.clone(),
-            parsed: serde_json::to_value(&inbound.body).unwrap_or(serde_json::Value::Null),
-            expires_at: now.saturating_add(self.settings.retention_secs),
-        };
-        self.ports
-            .archive
-            .put(&archived)
-            .await
-            .map_err(|e| ("archive", e))?;
-
+        let now = message.received_at;
+        let key = message.key.as_str();
         let input = match (&inbound.body, inbound.text()) {
             (_, Some(text)) => Input::Text(text),
             (InboundBody::Event(WxEvent::Subscribe { .. }), None) => Input::Subscribe,
             _ => Input::Other,
         };
-        let message = Message {
+        let turn = Message {
             msg_key: key,
             openid: &inbound.from_user_name,
-            msg_type: &kind,
+            msg_type: &message.msg_type,
             create_time: inbound.create_time,
             input,
         };
-        let outcome = self
-            .pipeline
-            .handle(&message, now)
-            .await
-            .map_err(|e| ("dialog", e))?;
-        let events = outcome.events;
-        let reply = outcome.reply.as_ref().map(Reply::from);
-        let body = match &reply {
-            Some(reply) => {
-                let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);
-                self.settings.callback.seal_reply(opened, &xml, now)
+        // One message of a user at a time in this process: the second
+        // decides on the conversation the first left, instead of both
+        // deciding on the same one and all but one starting over.
+        let _turn = self.turns.lock(&inbound.from_user_name).await;
+        for attempt in 0..COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                let jitter = rand::rng().random_range(0..=25u64 << attempt);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
-            None => SUCCESS.to_owned(),
-        };
-        self.ports
-            .events
-            .emit(&events)
-            .await
-            .map_err(|e| ("events", e))?;
-        let archived = outcome.reply.as_ref().map(|sent| ArchivedReply {
-            key: key.to_owned(),
-            openid: inbound.from_user_name.clone(),
-            sent_at: now,
-            reply: sent.clone(),
-            route: outcome.route.clone(),
-            expires_at: now.saturating_add(self.settings.retention_secs),
-        });
-        // The dedup record carries the reply's archive entry too, so a
-        // retry can archive it if this process dies before it does.
-        self.ports
-            .dedup
-            .complete(
-                key,
-                &stored_result(&body, archived.as_ref()),
+            // The dialog reads the stored conversation but only stages
+            // what it would write: the commit below writes it with
+            // everything else the message produced.
+            let staged = Arc::new(StagedConversations::new(
+                self.ports.conversations.clone(),
+                OpenId::is_board,
+            ));
+            let outcome = self
+                .pipeline
+                .with_conversations(staged.clone())
+                .handle(&turn, now)
+                .await
+                .map_err(|e| ("dialog", e))?;
+            let body = match outcome.reply.as_ref().map(Reply::from) {
+                Some(reply) => {
+                    let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);
+                    self.settings.callback.seal_reply(opened, &xml, now)
+                }
+                None => SUCCESS.to_owned(),
+            };
+            let reply = outcome.reply.as_ref().map(|sent| ArchivedReply {
+                key: key.to_owned(),
+                openid: inbound.from_user_name.clone(),
+                sent_at: now,
+                reply: sent.clone(),
+                route: outcome.route.clone(),
+                expires_at: now.saturating_add(self.settings.retention_secs),
+            });
+            let writes = MessageWrites {
+                message: message.clone(),
+                conversations: staged.take(),
+                events: outcome.events,
+                dedup_key: key.to_owned(),
+                // The dedup record carries the reply's archive entry too,
+                // so a retry can archive it if this process dies before
+                // the reply is archived.
+                result: stored_result(&body, reply.as_ref()),
+                result_ttl_secs: self.settings.dedup_ttl_secs,
+                reply,
                 now,
-                self.settings.dedup_ttl_secs,
-            )
-            .await
-            .map_err(|e| ("dedup", e))?;
-        // Archived once it is certain to be what WeChat gets (this answer,
-        // and every retry's): a reply of a delivery that failed before
-        // this point was never sent and must not be on the record.
-        if let Some(archived) = &archived
-            && let Err(e) = self.ports.archive.put_reply(archived).await
-        {
-            tracing::error!(msg_key = %key, error = %e, "reply sent but not archived");
+            };
+            match self.commit.commit(&writes).await {
+                Ok(Committed::Done) => {
+                    tracing::info!(msg_key = %key, kind = %message.msg_type, route = %outcome.route, "message handled");
+                    return Ok(WebhookResponse::from_stored(body));
+                }
+                Ok(Committed::Conflict) => {
+                    tracing::debug!(msg_key = %key, "conversation changed meanwhile; deciding again");
+                }
+                Err(e) => return Err(("commit", e)),
+            }
         }
-        tracing::info!(msg_key = %key, kind = %kind, route = %outcome.route, "message handled");
-        Ok(WebhookResponse::from_stored(body))
+        Err((
+            "commit",
+            PortError::Unavailable(format!(
+                "the conversation kept changing under {COMMIT_ATTEMPTS} attempts"
+            )),
+        ))
     }
 
     async fn reject(&self, error: &WechatError, now: i64) -> WebhookResponse {
@@ -471,6 +572,16 @@ impl Webhook {
         tracing::error!(msg_key = %key, stage, error = %error, "message not handled; WeChat will retry");
         WebhookResponse::internal()
     }
+}
+
+/// How long a delivery may work on a message: two seconds less than the
+/// claim's lease (at least one second), so that it has let go before a
+/// retry can take the message over, however late in its first second the
+/// claim was taken (leases end on whole seconds). A write already handed
+/// to the store may still land after that; a retry then finds the turn
+/// taken ([`wca_core::LastTurn`]) and answers as recorded.
+fn processing_deadline(lease_secs: i64) -> Duration {
+    Duration::from_secs(lease_secs.saturating_sub(2).max(1).unsigned_abs())
 }
 
 /// What the dedup record keeps of an answer: the body WeChat gets, then,

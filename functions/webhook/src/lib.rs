@@ -19,6 +19,7 @@
 //!     clock: Arc::new(SystemClock),
 //!     conversations: Arc::new(MemoryConversationStore::default()),
 //!     shop: wca_dialog::Shop::default(),
+//!     commit: None,
 //! };
 //! let app: axum::Router = router(Webhook::new(settings, ports));
 //! ```

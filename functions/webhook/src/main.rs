@@ -55,6 +55,7 @@ async fn main() -> Result<(), Error> {
         clock: Arc::new(SystemClock),
         conversations: store,
         shop,
+        commit: None,
     };
     let emf = Emf::from_env("webhook");
     let app = router(Webhook::new(settings, ports)).layer(axum::middleware::from_fn(

@@ -331,9 +331,9 @@ impl Settings {
             ));
         }
         let lease_secs = num("WCA_LEASE_SECS", w.lease_secs, 8)?;
-        if !(1..=3600).contains(&lease_secs) {
+        if !(3..=3600).contains(&lease_secs) {
             return Err(invalid(
-                "the claim lease must be 1 to 3600 seconds (8 lets WeChat's last retry take over)"
+                "the claim lease must be 3 to 3600 seconds (a delivery gives up 2 s before it ends; 8 lets WeChat's last retry take over)"
                     .into(),
             ));
         }

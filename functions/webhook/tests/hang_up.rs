@@ -64,6 +64,7 @@ fn fixture(slow: Duration, file: &str) -> Fixture {
         clock: clock.clone(),
         conversations: Arc::new(MemoryConversationStore::default()),
         shop,
+        commit: None,
     };
     let hook = Webhook::new(settings, ports);
     Fixture {
@@ -209,4 +210,25 @@ fn the_default_lease_ends_before_wechats_last_retry() {
         .expect("settings");
     assert!(settings.lease_secs < 10, "{}", settings.lease_secs);
     assert!(settings.lease_secs > 5, "longer than one delivery may take");
+}
+
+#[tokio::test]
+async fn a_delivery_slower_than_its_lease_gives_up_and_lets_go_of_its_claim_before_a_retry_could_take_over()
+ {
+    // A 3 s lease: the delivery may work one second; the profile system
+    // takes five.
+    let f = fixture(Duration::from_secs(5), "[webhook]\nlease_secs = 3\n");
+    let (status, body) = answer(&f.app, request("9006", "你好")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(!body.contains("lease"), "no detail in the body: {body}");
+    assert_eq!(
+        f.dedup.begin("msg:9006", NOW, 3).await.expect("begin"),
+        wca_core::Begin::Fresh,
+        "the claim was let go at once: the retry need not wait for the lease, and never runs beside it"
+    );
+    assert!(
+        f.archive.reply("msg:9006").is_none(),
+        "nothing was answered"
+    );
+    assert_eq!(replies_sent(&f.events), 0, "nothing was counted as sent");
 }

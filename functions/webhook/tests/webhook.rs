@@ -57,6 +57,7 @@ fn fixture_with(safe: bool, file: FileSettings) -> Fixture {
         clock: clock.clone(),
         conversations: Arc::new(wca_core::memory::MemoryConversationStore::default()),
         shop: wca_dialog::Shop::default(),
+        commit: None,
     };
     Fixture {
         app: router(Webhook::new(settings, ports)),
@@ -782,7 +783,7 @@ impl MessageArchive for RepliesBreak {
 }
 
 #[tokio::test]
-async fn a_retry_archives_the_reply_the_first_delivery_answered_with_but_did_not_archive() {
+async fn a_reply_is_sent_only_once_it_is_archived_and_a_retry_archives_the_recorded_one() {
     let settings = Settings::resolve(
         FileSettings::default(),
         &[("WECHAT_TOKEN", TOKEN), ("WECHAT_APP_ID", APP_ID)],
@@ -800,6 +801,7 @@ async fn a_retry_archives_the_reply_the_first_delivery_answered_with_but_did_not
         clock: Arc::new(ManualClock::new(NOW)),
         conversations: Arc::new(wca_core::memory::MemoryConversationStore::default()),
         shop: wca_dialog::Shop::default(),
+        commit: None,
     };
     let f = Fixture {
         app: router(Webhook::new(settings, ports)),
@@ -809,27 +811,47 @@ async fn a_retry_archives_the_reply_the_first_delivery_answered_with_but_did_not
         safe: false,
     };
     let first = f.post(&text("3301", "你好")).await;
-    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a reply that is not on record is not sent"
+    );
+    assert!(
+        !first.body.contains("died"),
+        "no detail leaks: {}",
+        first.body
+    );
     assert!(
         archive.inner.reply("msg:3301").is_none(),
         "not archived yet"
+    );
+    let second = f.post(&text("3301", "你好")).await;
+    assert_eq!(
+        second.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "nor on a retry while the archive still fails"
     );
 
     archive
         .broken
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let retry = f.post(&text("3301", "你好")).await;
-    assert_eq!(retry.body, first.body, "the retry gets the first answer");
+    assert_eq!(retry.status, StatusCode::OK);
     let reply = archive
         .inner
         .reply("msg:3301")
         .expect("archived by the retry");
     assert_eq!(
         Some(reply.reply),
-        f.reply_content(&first.body).map(Outgoing::text),
+        f.reply_content(&retry.body).map(Outgoing::text),
         "the archived reply is the one WeChat got"
     );
     assert_eq!(reply.route, "rule");
+    let again = f.post(&text("3301", "你好")).await;
+    assert_eq!(
+        again.body, retry.body,
+        "every later retry gets the same answer"
+    );
 }
 
 #[tokio::test]
@@ -888,4 +910,102 @@ async fn refused_requests_are_tallied_into_one_event_per_reason_per_minute() {
         counters.get("rejected:day:2023-11-14").await.expect("get"),
         51
     );
+}
+
+/// A conversation store where another message of the same user gets in
+/// first once: right after the first read of the user's conversation, it
+/// advances the conversation itself.
+#[derive(Default)]
+struct Interloper {
+    inner: wca_core::memory::MemoryConversationStore,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl wca_core::ConversationStore for Interloper {
+    async fn get(
+        &self,
+        openid: &OpenId,
+        now: i64,
+    ) -> Result<wca_core::Versioned, wca_core::PortError> {
+        let read = self.inner.get(openid, now).await?;
+        if !openid.is_board() && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let mut theirs = read.state.clone();
+            theirs.turns += 1;
+            assert!(
+                self.inner
+                    .compare_and_set(openid, read.version, &theirs, i64::MAX)
+                    .await?
+            );
+        }
+        Ok(read)
+    }
+
+    async fn compare_and_set(
+        &self,
+        openid: &OpenId,
+        expected: u64,
+        state: &wca_core::ConversationState,
+        expires_at: i64,
+    ) -> Result<bool, wca_core::PortError> {
+        self.inner
+            .compare_and_set(openid, expected, state, expires_at)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_message_whose_conversation_moved_on_before_its_commit_is_decided_again_and_counted_once()
+{
+    let settings = Settings::resolve(
+        FileSettings::default(),
+        &[("WECHAT_TOKEN", TOKEN), ("WECHAT_APP_ID", APP_ID)],
+        None,
+    )
+    .expect("settings");
+    let archive = Arc::new(MemoryArchive::default());
+    let events = Arc::new(MemoryEventSink::default());
+    let conversations = Arc::new(Interloper::default());
+    let ports = Ports {
+        archive: archive.clone(),
+        dedup: Arc::new(MemoryIdempotency::default()),
+        events: events.clone(),
+        clock: Arc::new(ManualClock::new(NOW)),
+        conversations: conversations.clone(),
+        shop: wca_dialog::Shop::default(),
+        commit: None,
+    };
+    let f = Fixture {
+        app: router(Webhook::new(settings, ports)),
+        archive: archive.clone(),
+        events: events.clone(),
+        clock: Arc::new(ManualClock::new(NOW)),
+        safe: false,
+    };
+    let sent = f.post(&text("3401", "你好")).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert!(
+        sent.body.contains("<xml>"),
+        "answered with a reply: {}",
+        sent.body
+    );
+    let user = OpenId::parse(OPENID).expect("openid");
+    let stored = wca_core::ConversationStore::get(conversations.as_ref(), &user, NOW)
+        .await
+        .expect("conversation");
+    assert_eq!(
+        (stored.version, stored.state.turns),
+        (2, 2),
+        "the other message's turn and this one's, neither lost"
+    );
+    let received = events
+        .take()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::MessageReceived { .. }))
+        .count();
+    assert_eq!(
+        received, 1,
+        "the first decision's events were never emitted"
+    );
+    assert!(archive.reply("msg:3401").is_some());
 }

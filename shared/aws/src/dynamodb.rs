@@ -151,6 +151,12 @@ impl DynamoDbStore {
         }
     }
 
+    /// An adapter over `table` with the SDK configuration `config` (e.g.
+    /// [`crate::stand_in_config`] in tests).
+    pub fn with_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
     /// An adapter over `table` with the SDK configuration of the
     /// environment (credentials, region, `AWS_ENDPOINT_URL`): for tools
     /// run by an operator, such as `wca user`.

@@ -47,7 +47,7 @@
 use std::sync::Arc;
 
 use wca_core::{
-    ConversationState, ConversationStore, Direction, Event, OpenId, Outgoing, PortError,
+    ConversationState, ConversationStore, Direction, Event, LastTurn, OpenId, Outgoing, PortError,
     Understanding,
 };
 use wca_dialog::{Dialog, Input, Shop, Turn};
@@ -140,15 +140,27 @@ impl Pipeline {
         }
     }
 
+    /// This pipeline over another conversation store (a message's
+    /// [`wca_core::StagedConversations`]); everything else is shared.
+    pub fn with_conversations(&self, conversations: Arc<dyn ConversationStore>) -> Self {
+        Self {
+            conversations,
+            ..self.clone()
+        }
+    }
+
     /// The dialog in force.
     pub fn dialog(&self) -> &Dialog {
         &self.dialog
     }
 
-    /// Decides the reply to `message` at `now` and stores the conversation.
-    /// Fails only when a port does; nothing is half-stored then except
-    /// idempotent writes (a ticket for this message key, the state), so the
-    /// caller can let WeChat retry.
+    /// Decides the reply to `message` at `now` and writes the conversation
+    /// to the pipeline's store (the webhook gives it a
+    /// [`wca_core::StagedConversations`], which only records the write for
+    /// the message's commit). Fails only when a port does; nothing is
+    /// half-stored then except idempotent writes (a ticket for this message
+    /// key, the state, the advisory board), so the caller can let WeChat
+    /// retry.
     pub async fn handle(&self, message: &Message<'_>, now: i64) -> Result<Outcome, PortError> {
         let text = match message.input {
             Input::Text(t) => Some(t),
@@ -241,9 +253,10 @@ impl Pipeline {
         })
     }
 
-    /// Runs the dialog on the stored conversation and stores the result,
+    /// Runs the dialog on the stored conversation and writes the result,
     /// deciding again when a concurrent message of the same user changed
-    /// the conversation in between.
+    /// the conversation in between. A message that already took its turn
+    /// (it is among the conversation's last turns) is answered as then.
     async fn decide(
         &self,
         message: &Message<'_>,
@@ -257,6 +270,13 @@ impl Pipeline {
                 tokio::time::sleep(backoff(message.msg_key, attempt)).await;
             }
             let stored = self.conversations.get(openid, now).await?;
+            if let Some(turn) = stored.state.turn_of(message.msg_key) {
+                tracing::info!(
+                    msg_key = message.msg_key,
+                    "this message already took its turn; answered as before"
+                );
+                return turn.answer();
+            }
             let backlog = match message.input {
                 Input::Text(_) => self.backlog(now).await?,
                 _ => 0,
@@ -271,8 +291,14 @@ impl Pipeline {
                 now,
             };
             let was_unresolved = stored.state.unanswered > 0;
-            let decision = self.dialog.respond(&turn, stored.state, &self.shop).await?;
+            let mut decision = self.dialog.respond(&turn, stored.state, &self.shop).await?;
             let is_unresolved = decision.state.unanswered > 0;
+            decision.state.remember(LastTurn::new(
+                message.msg_key,
+                decision.reply.clone(),
+                &decision.events,
+                &decision.route,
+            )?);
             if self
                 .conversations
                 .compare_and_set(openid, stored.version, &decision.state, now + ttl)

@@ -202,3 +202,49 @@ async fn unresolved_conversations_that_went_idle_leave_the_board() {
     let o = send(&p, "msg:6", "o_demo_user06", "嘀嘀嗒嗒", later).await;
     assert_eq!(o.route, "clarify");
 }
+
+#[tokio::test]
+async fn a_message_handled_again_after_later_ones_is_answered_as_the_first_time_and_takes_no_second_turn()
+ {
+    let store = Arc::new(MemoryConversationStore::default());
+    let p = pipeline(false, store.clone());
+    let user = "o_demo_user03";
+    // A moves the conversation on (its events then fail to publish, so
+    // WeChat will retry it); B and C take their turns meanwhile.
+    let a = send(&p, "msg:a", user, "快递怎么还没到", SNAPSHOT).await;
+    let b = send(&p, "msg:b", user, "你好", SNAPSHOT + 1).await;
+    let _c = send(&p, "msg:c", user, "谢谢", SNAPSHOT + 2).await;
+    let before = store
+        .get(&OpenId::parse(user).expect("openid"), SNAPSHOT + 3)
+        .await
+        .expect("get");
+
+    let again = send(&p, "msg:a", user, "快递怎么还没到", SNAPSHOT + 3).await;
+    assert_eq!(again.reply, a.reply, "answered as the first time");
+    assert_eq!(again.route, a.route);
+    let after = store
+        .get(&OpenId::parse(user).expect("openid"), SNAPSHOT + 3)
+        .await
+        .expect("get");
+    assert_eq!(after, before, "the conversation did not move");
+    assert_ne!(b.route, a.route, "B was a turn of its own");
+}
+
+#[tokio::test]
+async fn a_conversation_remembers_only_its_last_turns() {
+    let store = Arc::new(MemoryConversationStore::default());
+    let p = pipeline(false, store.clone());
+    let user = "o_demo_user03";
+    for n in 0..20 {
+        send(&p, &format!("msg:{n}"), user, "你好", SNAPSHOT + n).await;
+    }
+    let state = store
+        .get(&OpenId::parse(user).expect("openid"), SNAPSHOT + 20)
+        .await
+        .expect("get")
+        .state;
+    assert_eq!(state.last_turns.len(), wca_core::LastTurn::KEPT);
+    assert!(state.turn_of("msg:19").is_some(), "the newest is kept");
+    assert!(state.turn_of("msg:0").is_none(), "the oldest are forgotten");
+    assert_eq!(state.turns, 20);
+}

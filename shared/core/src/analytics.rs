@@ -116,6 +116,35 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
     }
 }
 
+/// What counting one event does: add `by` to every key, once per `once_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// The event's id: it counts once.
+    pub once_id: String,
+    /// The counters it adds to ([`counter_keys`]).
+    pub keys: Vec<String>,
+    /// How much: 1, or the tally a `RequestRejected` event stands for.
+    pub by: u64,
+    /// When the once-marker may be forgotten.
+    pub marker_expires_at: i64,
+}
+
+impl Count {
+    /// How `event` is counted, with days and hours local to `tz`.
+    pub fn of(event: &Event, tz: &TimeZone) -> Self {
+        let by = match &event.kind {
+            EventKind::RequestRejected { count, .. } => *count,
+            _ => 1,
+        };
+        Self {
+            once_id: event.id.clone(),
+            keys: counter_keys(event, tz),
+            by,
+            marker_expires_at: event.at.saturating_add(EVENT_MARKER_SECS),
+        }
+    }
+}
+
 /// Applies `event` to `counters` unless its id was applied before.
 /// Returns `true` when it counted.
 pub async fn apply(
@@ -123,17 +152,13 @@ pub async fn apply(
     event: &Event,
     tz: &TimeZone,
 ) -> Result<bool, PortError> {
-    let keys = counter_keys(event, tz);
-    let by = match &event.kind {
-        EventKind::RequestRejected { count, .. } => *count,
-        _ => 1,
-    };
+    let count = Count::of(event, tz);
     counters
         .add_once_by(
-            &event.id,
-            &keys,
-            by,
-            event.at.saturating_add(EVENT_MARKER_SECS),
+            &count.once_id,
+            &count.keys,
+            count.by,
+            count.marker_expires_at,
         )
         .await
 }

@@ -394,6 +394,12 @@ fn conversation(turns: u64) -> ConversationState {
         last_active: 1_700_000_000,
         turns,
         unresolved: BTreeMap::from([("oUser-合同_9".to_owned(), 1_699_999_999)]),
+        last_turns: vec![crate::LastTurn {
+            msg_key: format!("msg:{turns}"),
+            reply: Some(crate::Outgoing::text("您的订单已发货（顺丰）")),
+            events: vec![serde_json::json!({"id": "handoff:msg:1", "at": 1_700_000_000})],
+            route: "flow:order_lookup:done".to_owned(),
+        }],
     }
 }
 

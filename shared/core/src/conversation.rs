@@ -65,6 +65,11 @@ impl OpenId {
         Self(BOARD_KEY.to_owned())
     }
 
+    /// Whether this is [`OpenId::board`], not a user.
+    pub fn is_board(&self) -> bool {
+        self.0 == BOARD_KEY
+    }
+
     /// The id as WeChat spells it.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -165,6 +170,83 @@ pub struct ConversationState {
     /// the bot has left unresolved, by OpenID, with when they became so.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub unresolved: BTreeMap<String, i64>,
+    /// The last messages that advanced the conversation (at most
+    /// [`LastTurn::KEPT`], oldest first), each with what the dialog
+    /// answered it with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub last_turns: Vec<LastTurn>,
+}
+
+/// A message that advanced a conversation, with the dialog's answer.
+///
+/// Where a message's writes are not one transaction (DynamoDB beside
+/// EventBridge), a failure after the conversation was written but before
+/// the answer was recorded makes WeChat retry a message whose turn is
+/// already taken, perhaps after more messages of the same user took
+/// theirs. The retry finds its own key among the last turns and is answered
+/// as the first delivery was, instead of moving the conversation on a
+/// second time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTurn {
+    /// The message's dedup key.
+    pub msg_key: String,
+    /// The reply the dialog chose (before the outbound filter, which is
+    /// applied again).
+    pub reply: Option<Outgoing>,
+    /// The dialog's events (hand-overs, tickets), as JSON.
+    pub events: Vec<serde_json::Value>,
+    /// How the reply was chosen.
+    pub route: String,
+}
+
+impl LastTurn {
+    /// How many turns a conversation remembers: more than a user sends
+    /// within WeChat's retries of one message.
+    pub const KEPT: usize = 8;
+
+    /// The turn `msg_key` took: its reply, events and route.
+    pub fn new(
+        msg_key: &str,
+        reply: Option<Outgoing>,
+        events: &[crate::Event],
+        route: &str,
+    ) -> Result<Self, PortError> {
+        Ok(Self {
+            msg_key: msg_key.to_owned(),
+            reply,
+            events: events
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()
+                .map_err(|e| PortError::Rejected(format!("an event as JSON: {e}")))?,
+            route: route.to_owned(),
+        })
+    }
+
+    /// The reply, events and route, as recorded.
+    pub fn answer(&self) -> Result<(Option<Outgoing>, Vec<crate::Event>, String), PortError> {
+        let events = self
+            .events
+            .iter()
+            .map(|event| serde_json::from_value(event.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PortError::Corrupt(format!("the last turn's events: {e}")))?;
+        Ok((self.reply.clone(), events, self.route.clone()))
+    }
+}
+
+impl ConversationState {
+    /// The turn `msg_key` took, if it is among the last ones.
+    pub fn turn_of(&self, msg_key: &str) -> Option<&LastTurn> {
+        self.last_turns.iter().find(|turn| turn.msg_key == msg_key)
+    }
+
+    /// Remembers `turn`, forgetting the oldest beyond [`LastTurn::KEPT`].
+    pub fn remember(&mut self, turn: LastTurn) {
+        self.last_turns.push(turn);
+        let excess = self.last_turns.len().saturating_sub(LastTurn::KEPT);
+        self.last_turns.drain(..excess);
+    }
 }
 
 /// The reserved key under which the board of unresolved conversations is

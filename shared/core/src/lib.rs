@@ -26,17 +26,23 @@
 
 pub mod analytics;
 pub mod clock;
+pub mod commit;
 pub mod contract;
 pub mod conversation;
 pub mod event;
+pub mod faults;
 pub mod memory;
 pub mod ports;
 pub mod shop;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use commit::{
+    Committed, ConversationWrite, MessageCommit, MessageWrites, SequentialCommit,
+    StagedConversations,
+};
 pub use conversation::{
-    BOARD_KEY, ConversationState, ConversationStore, FlowState, IdError, OpenId, Outgoing,
-    Versioned,
+    BOARD_KEY, ConversationState, ConversationStore, FlowState, IdError, LastTurn, OpenId,
+    Outgoing, Versioned,
 };
 pub use event::{ComplianceWord, Direction, Event, EventKind, HandoffReason, Understanding};
 pub use ports::{

@@ -59,4 +59,4 @@ pub use error::LocalError;
 pub use retention::spawn_retention;
 pub use shop_files::{JsonlOrders, JsonlProfiles, JsonlTickets};
 pub use shop_http::{DEFAULT_TIMEOUT as DEFAULT_SHOP_TIMEOUT, HttpShop, MAX_IN_FLIGHT};
-pub use store::{Purged, RedbStore};
+pub use store::{Purged, RedbCommit, RedbStore};

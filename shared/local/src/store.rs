@@ -6,6 +6,10 @@
 //! semantics as the memory adapters in `wca_core::memory` (the contract
 //! suites run against both).
 //!
+//! [`RedbCommit`] writes everything one message produced in one
+//! transaction. Idempotency claims of work in progress are held in memory
+//! (only one process can open the file); what is on disk is each result.
+//!
 //! Every entry that can expire also has a row in an expiry index keyed by
 //! `(expires_at, key)`, so a purge reads only what has expired instead of
 //! decoding the whole archive.
@@ -21,9 +25,12 @@
 //! others are applied again without it, each in its own transaction. A
 //! batch in which nothing changed (duplicates, lost races) commits nothing.
 //!
-//! redb is a blocking library (file I/O and, on commit, `fsync`), so reads
-//! run on tokio's blocking pool via `spawn_blocking` and writes on the
-//! writer thread, never stalling a runtime worker.
+//! redb is a blocking library (file I/O and, on commit, `fsync`), so writes
+//! run on the writer thread and reads of many rows (history, exports) on
+//! tokio's blocking pool via `spawn_blocking`, never stalling a runtime
+//! worker. A read of one key (a conversation, a dedup record) runs in
+//! place: it costs microseconds from redb's cache, less than the hop to
+//! the blocking pool and back.
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -31,9 +38,10 @@ use std::sync::{Arc, mpsc};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use wca_core::{
-    Archived, ArchivedMessage, ArchivedReply, BOARD_KEY, Begin, ConversationState,
-    ConversationStore, Counters, Erased, Event, EventLog, HeldConversation, IdempotencyStore,
-    MessageArchive, OpenId, PortError, UserData, UserRecord, Versioned, ports::message_event_ids,
+    Archived, ArchivedMessage, ArchivedReply, BOARD_KEY, Begin, Committed, ConversationState,
+    ConversationStore, ConversationWrite, Counters, Erased, Event, EventLog, HeldConversation,
+    IdempotencyStore, MessageArchive, MessageCommit, MessageWrites, OpenId, PortError, UserData,
+    UserRecord, Versioned, analytics::Count, ports::message_event_ids,
 };
 
 use crate::LocalError;
@@ -77,6 +85,50 @@ pub struct RedbStore {
     /// Set once a write failed on I/O (a full disk, a failing device):
     /// redb refuses every later write until the file is reopened.
     broken: tokio::sync::watch::Receiver<Option<String>>,
+    /// Idempotency claims of work in progress (see [`Claims`]).
+    claims: Arc<Claims>,
+}
+
+/// Claims of work in progress, held in memory: only one process can have
+/// the file open, so a claim need not be on disk to exclude anyone, and a
+/// claim written to disk would only cost a `fsync` and outlive a crash
+/// (keeping the retry of a dead delivery waiting for its lease). What is
+/// durable is the result ([`Slot::Done`]), written with the work itself.
+#[derive(Debug, Default)]
+struct Claims(std::sync::Mutex<HeldClaims>);
+
+#[derive(Debug, Default)]
+struct HeldClaims {
+    /// Key → until when it is claimed.
+    until: std::collections::HashMap<String, i64>,
+    /// The size at which expired claims are swept next.
+    sweep_at: usize,
+}
+
+impl Claims {
+    fn held(&self) -> std::sync::MutexGuard<'_, HeldClaims> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims `key` until `until` unless a live claim holds it; `true`
+    /// when this call claimed it.
+    fn claim(&self, key: &str, now: i64, until: i64) -> bool {
+        let mut held = self.held();
+        if held.until.get(key).is_some_and(|&t| t > now) {
+            return false;
+        }
+        if held.until.len() >= held.sweep_at {
+            held.until.retain(|_, t| *t > now);
+            held.sweep_at = (2 * held.until.len()).max(1024);
+        }
+        held.until.insert(key.to_owned(), until);
+        true
+    }
+
+    /// Lets go of `key`; `true` when it was claimed.
+    fn release(&self, key: &str) -> bool {
+        self.held().until.remove(key).is_some()
+    }
 }
 
 /// Most writes one transaction takes: bounds how long the first caller of
@@ -263,7 +315,8 @@ pub struct Purged {
     pub messages: u64,
     /// Archived replies past their retention.
     pub replies: u64,
-    /// Idempotency claims and results past their lease or ttl.
+    /// Idempotency results past their ttl (and claims left on disk by
+    /// versions of wca that wrote them).
     pub idempotency_keys: u64,
     /// Counter once-markers past their expiry.
     pub counter_markers: u64,
@@ -347,11 +400,16 @@ impl RedbStore {
         let db = Arc::new(db);
         let (broken_tx, broken) = tokio::sync::watch::channel(None);
         let writer = Arc::new(Writer::start(Arc::clone(&db), broken_tx)?);
-        Ok(Self { db, writer, broken })
+        Ok(Self {
+            db,
+            writer,
+            broken,
+            claims: Arc::default(),
+        })
     }
 
     /// Deletes everything that expired at or before `now`: archived
-    /// messages and replies, idempotency claims and results, counter once-markers,
+    /// messages and replies, idempotency results, counter once-markers,
     /// event-log entries and conversation states, in one transaction.
     /// Counter values are kept.
     pub async fn purge(&self, now: i64) -> Result<Purged, PortError> {
@@ -440,6 +498,15 @@ impl RedbStore {
         let jobs = self.writer.jobs.as_ref().ok_or_else(stopped)?;
         jobs.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `op`, a read of one key, in place (see the module's notes) and
+    /// maps its error onto the ports'.
+    fn read_one<T>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, LocalError>,
+    ) -> Result<T, PortError> {
+        op(&self.db).map_err(PortError::from)
     }
 
     /// Runs `op` on the blocking pool and maps its error onto the ports'.
@@ -661,17 +728,14 @@ impl MessageArchive for RedbStore {
         key: &str,
         now: i64,
     ) -> Result<Option<ArchivedMessage>, PortError> {
-        let key = key.to_owned();
-        let openid = openid.to_owned();
-        self.blocking(move |db| {
-            let Some(bytes) = read_bytes(db, ARCHIVE, &key)? else {
+        self.read_one(|db| {
+            let Some(bytes) = read_bytes(db, ARCHIVE, key)? else {
                 return Ok(None);
             };
             let msg: ArchivedMessage =
                 serde_json::from_slice(&bytes).map_err(corrupt_row("archive"))?;
             Ok((msg.openid == openid && msg.expires_at > now).then_some(msg))
         })
-        .await
     }
 
     async fn history(
@@ -783,7 +847,10 @@ impl Slot {
 }
 
 /// The slot stored under `key`, if any.
-fn read_slot(slots: &redb::Table<'_, &str, &[u8]>, key: &str) -> Result<Option<Slot>, LocalError> {
+fn read_slot(
+    slots: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<Slot>, LocalError> {
     slots
         .get(key)?
         .map(|bytes| Slot::decode(bytes.value()))
@@ -808,26 +875,38 @@ fn write_slot(
     Ok(())
 }
 
+/// Records `done` under `key` in `txn`, in place of whatever was there.
+fn complete_in(txn: &WriteTransaction, key: &str, done: &Slot) -> Result<(), LocalError> {
+    let mut slots = txn.open_table(IDEMPOTENCY)?;
+    let previous = read_slot(&slots, key)?;
+    write_slot(txn, &mut slots, key, previous.as_ref(), done)
+}
+
 #[async_trait]
 impl IdempotencyStore for RedbStore {
+    /// The claim is taken in memory first, then the file is read for a
+    /// result: a delivery that completes meanwhile writes its result before
+    /// it lets go of its claim, so one of the two always sees the other.
+    /// The read is one key, done in place: cheaper than the hop to the
+    /// blocking pool.
     async fn begin(&self, key: &str, now: i64, lease_secs: i64) -> Result<Begin, PortError> {
-        let key = key.to_owned();
-        self.write(move |txn| {
-            let mut slots = txn.open_table(IDEMPOTENCY)?;
-            Ok(match read_slot(&slots, &key)? {
-                Some(Slot::Done { result, until }) if until > now => (Begin::Done(result), false),
-                Some(Slot::Claimed { until }) if until > now => (Begin::InFlight, false),
-                // Absent, or a lease or result that ran out: take it.
-                previous => {
-                    let claim = Slot::Claimed {
-                        until: now.saturating_add(lease_secs),
-                    };
-                    write_slot(txn, &mut slots, &key, previous.as_ref(), &claim)?;
-                    (Begin::Fresh, true)
-                }
-            })
-        })
-        .await
+        if !self.claims.claim(key, now, now.saturating_add(lease_secs)) {
+            return Ok(Begin::InFlight);
+        }
+        let slot = self.read_one(|db| {
+            let txn = db.begin_read()?;
+            read_slot(&txn.open_table(IDEMPOTENCY)?, key)
+        });
+        let begun = match slot {
+            Err(e) => Err(e),
+            Ok(Some(Slot::Done { result, until })) if until > now => Ok(Begin::Done(result)),
+            // A claim on disk, from a version of wca that wrote them.
+            Ok(Some(Slot::Claimed { until })) if until > now => Ok(Begin::InFlight),
+            // Absent, or a result that ran out: the claim stands.
+            Ok(_) => return Ok(Begin::Fresh),
+        };
+        self.claims.release(key);
+        begun
     }
 
     async fn complete(
@@ -837,39 +916,47 @@ impl IdempotencyStore for RedbStore {
         now: i64,
         ttl_secs: i64,
     ) -> Result<(), PortError> {
-        let key = key.to_owned();
+        let owned = key.to_owned();
         let done = Slot::Done {
             result: result.to_owned(),
             until: now.saturating_add(ttl_secs),
         };
         self.write(move |txn| {
-            let mut slots = txn.open_table(IDEMPOTENCY)?;
-            let previous = read_slot(&slots, &key)?;
-            write_slot(txn, &mut slots, &key, previous.as_ref(), &done)?;
+            complete_in(txn, &owned, &done)?;
             Ok(((), true))
         })
-        .await
+        .await?;
+        // Only once the result is durable, so that a `begin` finding no
+        // claim finds the result.
+        self.claims.release(key);
+        Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<(), PortError> {
-        let key = key.to_owned();
-        self.write(move |txn| {
-            let mut slots = txn.open_table(IDEMPOTENCY)?;
-            // Only an in-flight claim is released: completed work stays
-            // done, whatever a late failure handler asks.
-            let released = match read_slot(&slots, &key)? {
-                Some(Slot::Claimed { until }) => {
-                    slots.remove(key.as_str())?;
-                    txn.open_table(IDEMPOTENCY_EXPIRY)?
-                        .remove((until, key.as_str()))?;
-                    true
-                }
-                _ => false,
-            };
-            Ok(((), released))
-        })
-        .await
+        // Completed work stays done whatever a late failure handler asks:
+        // the result on disk is not touched.
+        self.claims.release(key);
+        Ok(())
     }
+}
+
+/// Applies `count` in `txn` unless its id was counted; `true` when it
+/// counted. The marker and every increment are in one transaction: they
+/// commit together or not at all.
+fn count_in(txn: &WriteTransaction, count: &Count) -> Result<bool, LocalError> {
+    let mut markers = txn.open_table(MARKERS)?;
+    if markers.get(count.once_id.as_str())?.is_some() {
+        return Ok(false);
+    }
+    markers.insert(count.once_id.as_str(), count.marker_expires_at)?;
+    txn.open_table(MARKER_EXPIRY)?
+        .insert((count.marker_expires_at, count.once_id.as_str()), ())?;
+    let mut counters = txn.open_table(COUNTERS)?;
+    for key in &count.keys {
+        let value = counters.get(key.as_str())?.map_or(0, |v| v.value());
+        counters.insert(key.as_str(), value.saturating_add(count.by))?;
+    }
+    Ok(true)
 }
 
 #[async_trait]
@@ -881,24 +968,15 @@ impl Counters for RedbStore {
         by: u64,
         marker_expires_at: i64,
     ) -> Result<bool, PortError> {
-        let once_id = once_id.to_owned();
-        let keys = keys.to_vec();
+        let count = Count {
+            once_id: once_id.to_owned(),
+            keys: keys.to_vec(),
+            by,
+            marker_expires_at,
+        };
         self.write(move |txn| {
-            let mut markers = txn.open_table(MARKERS)?;
-            if markers.get(once_id.as_str())?.is_some() {
-                return Ok((false, false));
-            }
-            // The marker and every increment are in one batch: they commit
-            // together or not at all.
-            markers.insert(once_id.as_str(), marker_expires_at)?;
-            txn.open_table(MARKER_EXPIRY)?
-                .insert((marker_expires_at, once_id.as_str()), ())?;
-            let mut counters = txn.open_table(COUNTERS)?;
-            for key in &keys {
-                let value = counters.get(key.as_str())?.map_or(0, |v| v.value());
-                counters.insert(key.as_str(), value.saturating_add(by))?;
-            }
-            Ok((true, true))
+            let counted = count_in(txn, &count)?;
+            Ok((counted, counted))
         })
         .await
     }
@@ -979,12 +1057,67 @@ impl StoredConversation {
     }
 }
 
+/// A conversation compare-and-set, encoded for the writer.
+struct EncodedConversation {
+    key: String,
+    expected: u64,
+    /// The [`StoredConversation`] encoding of the new state.
+    row: Vec<u8>,
+    expires_at: i64,
+}
+
+impl EncodedConversation {
+    fn new(write: &ConversationWrite) -> Result<Self, PortError> {
+        let row = StoredConversation {
+            version: wca_core::conversation::next_version(write.expected)?,
+            expires_at: write.expires_at,
+            state: write.state.clone(),
+        }
+        .encode()?;
+        Ok(Self {
+            key: write.openid.as_str().to_owned(),
+            expected: write.expected,
+            row,
+            expires_at: write.expires_at,
+        })
+    }
+
+    /// Whether the stored version is still the expected one: `None` when it
+    /// is not, else the stored row's expiry (`None` inside: no row).
+    fn check(&self, txn: &WriteTransaction) -> Result<Option<Option<i64>>, LocalError> {
+        let rows = txn.open_table(CONVERSATIONS)?;
+        let previous = rows
+            .get(self.key.as_str())?
+            .map(|bytes| {
+                StoredConversation::decode_header(bytes.value())
+                    .map(|(version, expires_at, _)| (version, expires_at))
+            })
+            .transpose()?;
+        Ok(
+            (previous.map_or(0, |(version, _)| version) == self.expected)
+                .then_some(previous.map(|(_, expires_at)| expires_at)),
+        )
+    }
+
+    /// Writes the row, replacing the one that expired at `previous_expiry`.
+    fn put(&self, txn: &WriteTransaction, previous_expiry: Option<i64>) -> Result<(), LocalError> {
+        let mut index = txn.open_table(CONVERSATION_EXPIRY)?;
+        if let Some(previous_expiry) = previous_expiry {
+            index.remove((previous_expiry, self.key.as_str()))?;
+        }
+        txn.open_table(CONVERSATIONS)?
+            .insert(self.key.as_str(), self.row.as_slice())?;
+        index.insert((self.expires_at, self.key.as_str()), ())?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ConversationStore for RedbStore {
     async fn get(&self, openid: &OpenId, now: i64) -> Result<Versioned, PortError> {
-        let key = openid.as_str().to_owned();
-        self.blocking(move |db| {
-            let Some(bytes) = read_bytes(db, CONVERSATIONS, &key)? else {
+        let key = openid.as_str();
+        self.read_one(|db| {
+            let Some(bytes) = read_bytes(db, CONVERSATIONS, key)? else {
                 return Ok(Versioned::default());
             };
             let (version, expires_at, _) = StoredConversation::decode_header(&bytes)?;
@@ -1002,7 +1135,6 @@ impl ConversationStore for RedbStore {
                 state: stored.state,
             })
         })
-        .await
     }
 
     async fn compare_and_set(
@@ -1012,37 +1144,138 @@ impl ConversationStore for RedbStore {
         state: &ConversationState,
         expires_at: i64,
     ) -> Result<bool, PortError> {
-        let version = wca_core::conversation::next_version(expected)?;
-        let row = StoredConversation {
-            version,
-            expires_at,
+        let write = EncodedConversation::new(&ConversationWrite {
+            openid: openid.clone(),
+            expected,
             state: state.clone(),
-        }
-        .encode()?;
-        let key = openid.as_str().to_owned();
+            expires_at,
+        })?;
         self.write(move |txn| {
             // Read, compare and write in one write: the writer applies one
             // at a time, so no other write can slip in between.
-            let mut rows = txn.open_table(CONVERSATIONS)?;
-            let previous = rows
-                .get(key.as_str())?
-                .map(|bytes| {
-                    StoredConversation::decode_header(bytes.value())
-                        .map(|(version, expires_at, _)| (version, expires_at))
-                })
-                .transpose()?;
-            if previous.map_or(0, |(version, _)| version) != expected {
+            let Some(previous_expiry) = write.check(txn)? else {
                 return Ok((false, false));
-            }
-            let mut index = txn.open_table(CONVERSATION_EXPIRY)?;
-            if let Some((_, previous_expiry)) = previous {
-                index.remove((previous_expiry, key.as_str()))?;
-            }
-            rows.insert(key.as_str(), row.as_slice())?;
-            index.insert((expires_at, key.as_str()), ())?;
+            };
+            write.put(txn, previous_expiry)?;
             Ok((true, true))
         })
         .await
+    }
+}
+
+/// [`MessageCommit`] on a [`RedbStore`]: everything one message produced
+/// in one write of the writer thread, so one transaction. After a crash a
+/// message is either fully processed (archived, its conversation advanced,
+/// its events counted, its answer kept for retries, its reply archived) or
+/// not at all; and it costs one place in a group commit instead of one per
+/// write. Events are counted as [`crate::CountingSink`] counts them, with
+/// days and hours local to the time zone given.
+#[derive(Clone)]
+pub struct RedbCommit {
+    store: RedbStore,
+    tz: jiff::tz::TimeZone,
+}
+
+impl RedbStore {
+    /// Commits messages to this store, counting their events with days and
+    /// hours local to `tz`.
+    pub fn message_commit(&self, tz: jiff::tz::TimeZone) -> RedbCommit {
+        RedbCommit {
+            store: self.clone(),
+            tz,
+        }
+    }
+}
+
+/// An archive entry encoded for the writer: `(key, JSON, expires_at, history row)`.
+type EncodedEntry = (String, Vec<u8>, i64, Option<String>);
+
+#[async_trait]
+impl MessageCommit for RedbCommit {
+    async fn commit(&self, writes: &MessageWrites) -> Result<Committed, PortError> {
+        let message = &writes.message;
+        let message: EncodedEntry = (
+            message.key.clone(),
+            serde_json::to_vec(message).map_err(cannot_encode)?,
+            message.expires_at,
+            history_key(
+                &message.openid,
+                message.received_at,
+                &message.key,
+                SIDE_MESSAGE,
+            ),
+        );
+        let reply: Option<EncodedEntry> = match &writes.reply {
+            Some(r) => Some((
+                r.key.clone(),
+                serde_json::to_vec(r).map_err(cannot_encode)?,
+                r.expires_at,
+                history_key(&r.openid, r.sent_at, &r.key, SIDE_REPLY),
+            )),
+            None => None,
+        };
+        let conversations = writes
+            .conversations
+            .iter()
+            .map(EncodedConversation::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let counts: Vec<Count> = writes
+            .events
+            .iter()
+            .map(|event| Count::of(event, &self.tz))
+            .collect();
+        let key = writes.dedup_key.clone();
+        let done = Slot::Done {
+            result: writes.result.clone(),
+            until: writes.now.saturating_add(writes.result_ttl_secs),
+        };
+        let committed = self
+            .store
+            .write(move |txn| {
+                // Every check before any write: a conflict must leave the
+                // batch's transaction as it found it.
+                let mut previous = Vec::with_capacity(conversations.len());
+                for conversation in &conversations {
+                    match conversation.check(txn)? {
+                        Some(expiry) => previous.push(expiry),
+                        None => return Ok((Committed::Conflict, false)),
+                    }
+                }
+                let (key_m, json, expires_at, row) = &message;
+                archive_new(
+                    txn,
+                    ARCHIVE,
+                    ARCHIVE_EXPIRY,
+                    key_m,
+                    json,
+                    *expires_at,
+                    row.as_deref(),
+                )?;
+                for (conversation, expiry) in conversations.iter().zip(previous) {
+                    conversation.put(txn, expiry)?;
+                }
+                for count in &counts {
+                    count_in(txn, count)?;
+                }
+                complete_in(txn, &key, &done)?;
+                if let Some((key_r, json, expires_at, row)) = &reply {
+                    archive_new(
+                        txn,
+                        REPLIES,
+                        REPLY_EXPIRY,
+                        key_r,
+                        json,
+                        *expires_at,
+                        row.as_deref(),
+                    )?;
+                }
+                Ok((Committed::Done, true))
+            })
+            .await?;
+        if committed == Committed::Done {
+            self.store.claims.release(&writes.dedup_key);
+        }
+        Ok(committed)
     }
 }
 
@@ -1114,7 +1347,10 @@ fn drop_json_row(
 
 /// Everything [`RedbStore`] holds about `openid` (see [`UserData::erase`]),
 /// removed in `txn`. The second value is whether anything changed.
-fn erase_user(txn: &WriteTransaction, openid: &OpenId) -> Result<(Erased, bool), LocalError> {
+fn erase_user(
+    txn: &WriteTransaction,
+    openid: &OpenId,
+) -> Result<((Erased, Vec<String>), bool), LocalError> {
     let mut erased = Erased::default();
     let mut changed = false;
     let rows = user_rows(&txn.open_table(HISTORY)?, openid.as_str())?;
@@ -1213,7 +1449,8 @@ fn erase_user(txn: &WriteTransaction, openid: &OpenId) -> Result<(Erased, bool),
         }
         erased.events = events.len() as u64;
     }
-    Ok((erased, changed || erased.total() > 0))
+    let changed = changed || erased.total() > 0;
+    Ok(((erased, keys.into_iter().collect()), changed))
 }
 
 /// Profiles, tickets and campaign claims are not in this store: `wca
@@ -1274,7 +1511,14 @@ impl UserData for RedbStore {
     async fn erase(&self, openid: &OpenId) -> Result<Erased, PortError> {
         let openid = openid.clone();
         // One write: all of it is erased, or (on failure) none of it.
-        self.write(move |txn| erase_user(txn, &openid)).await
+        let (mut erased, keys) = self.write(move |txn| erase_user(txn, &openid)).await?;
+        // Claims of the user's messages in progress are held in memory.
+        for key in keys {
+            if self.claims.release(&key) {
+                erased.dedup_records += 1;
+            }
+        }
+        Ok(erased)
     }
 }
 
@@ -1557,6 +1801,197 @@ mod tests {
         assert!(why.contains("No space left on device"), "{why}");
     }
 
+    /// What a message about `key` from `o-user` writes, expecting the
+    /// user's conversation at `expected`.
+    fn writes(key: &str, expected: u64) -> MessageWrites {
+        let now = 1_700_000_001;
+        let user = openid("o-user");
+        MessageWrites {
+            message: message(key, 2_000_000_000),
+            conversations: vec![ConversationWrite {
+                openid: user,
+                expected,
+                state: ConversationState {
+                    turns: expected + 1,
+                    ..ConversationState::default()
+                },
+                expires_at: 2_000_000_000,
+            }],
+            events: vec![
+                Event::message_received(key, "o-user", "text", now, None),
+                Event::reply_sent(key, "o-user", "text", now),
+            ],
+            dedup_key: key.to_owned(),
+            result: "<xml>答复</xml>".to_owned(),
+            result_ttl_secs: 600,
+            reply: Some(ArchivedReply {
+                key: key.to_owned(),
+                openid: "o-user".to_owned(),
+                sent_at: now,
+                reply: wca_core::Outgoing::text("好的"),
+                route: "rule".to_owned(),
+                expires_at: 2_000_000_000,
+            }),
+            now,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_commit_writes_message_conversation_counts_result_and_reply_together() {
+        let (_dir, store) = fresh();
+        let commit = store.message_commit(jiff::tz::TimeZone::UTC);
+        let now = 1_700_000_001;
+        assert_eq!(
+            store.begin("msg:1", now, 30).await.expect("begin"),
+            Begin::Fresh
+        );
+        assert_eq!(
+            commit.commit(&writes("msg:1", 0)).await.expect("commit"),
+            Committed::Done
+        );
+        assert!(
+            MessageArchive::get(&store, "o-user", "msg:1", now)
+                .await
+                .expect("get")
+                .is_some()
+        );
+        let history = store
+            .history(&openid("o-user"), 10, now)
+            .await
+            .expect("history");
+        assert_eq!(history.len(), 2, "the message and its reply: {history:?}");
+        let conversation = ConversationStore::get(&store, &openid("o-user"), now)
+            .await
+            .expect("conversation");
+        assert_eq!((conversation.version, conversation.state.turns), (1, 1));
+        assert_eq!(
+            Counters::get(&store, "msgs:day:2023-11-14")
+                .await
+                .expect("count"),
+            1
+        );
+        assert_eq!(
+            Counters::get(&store, "replies:day:2023-11-14")
+                .await
+                .expect("count"),
+            1
+        );
+        assert_eq!(
+            store.begin("msg:1", now + 1, 30).await.expect("begin"),
+            Begin::Done("<xml>答复</xml>".to_owned()),
+            "the claim is let go once the result is durable, and a retry gets the result"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_commit_whose_conversation_moved_on_writes_nothing_at_all() {
+        let (_dir, store) = fresh();
+        let commit = store.message_commit(jiff::tz::TimeZone::UTC);
+        let now = 1_700_000_001;
+        assert_eq!(
+            commit.commit(&writes("msg:1", 0)).await.expect("commit"),
+            Committed::Done
+        );
+        assert_eq!(
+            store.begin("msg:2", now, 30).await.expect("begin"),
+            Begin::Fresh
+        );
+        assert_eq!(
+            commit.commit(&writes("msg:2", 0)).await.expect("commit"),
+            Committed::Conflict,
+            "the conversation is at version 1, not 0"
+        );
+        assert_eq!(
+            MessageArchive::get(&store, "o-user", "msg:2", now)
+                .await
+                .expect("get"),
+            None
+        );
+        assert_eq!(store.stored_messages().await.expect("count"), 1);
+        assert_eq!(
+            Counters::get(&store, "msgs:day:2023-11-14")
+                .await
+                .expect("count"),
+            1,
+            "the conflicting message's events are not counted"
+        );
+        assert_eq!(
+            store.begin("msg:2", now, 30).await.expect("begin"),
+            Begin::InFlight,
+            "no result is recorded, and the claim stays with its owner"
+        );
+        assert_eq!(
+            commit.commit(&writes("msg:2", 1)).await.expect("commit"),
+            Committed::Done,
+            "decided again on the version now stored, it commits"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_not_on_disk_so_after_a_restart_a_retry_takes_over_at_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wca.redb");
+        let now = 1_700_000_000;
+        {
+            let store = RedbStore::open(&path).expect("open");
+            assert_eq!(
+                store.begin("msg:1", now, 30).await.expect("begin"),
+                Begin::Fresh
+            );
+            assert_eq!(
+                store.begin("msg:1", now, 30).await.expect("begin"),
+                Begin::InFlight
+            );
+        }
+        let store = RedbStore::open(&path).expect("reopen");
+        assert_eq!(
+            store.begin("msg:1", now + 1, 30).await.expect("begin"),
+            Begin::Fresh,
+            "the process that claimed it is gone: nobody is working on it"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_delivery_racing_one_that_completes_either_waits_or_gets_the_result_never_a_second_claim()
+     {
+        let (_dir, store) = fresh();
+        let now = 1_700_000_000;
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            for _ in 0..2 {
+                let store = store.clone();
+                tasks.spawn(async move {
+                    let key = format!("msg:{n}");
+                    loop {
+                        match store.begin(&key, now, 30).await.expect("begin") {
+                            Begin::Fresh => {
+                                store
+                                    .complete(&key, "done", now, 600)
+                                    .await
+                                    .expect("complete");
+                                return (n, true);
+                            }
+                            Begin::Done(result) => {
+                                assert_eq!(result, "done");
+                                return (n, false);
+                            }
+                            Begin::InFlight => tokio::task::yield_now().await,
+                        }
+                    }
+                });
+            }
+        }
+        let mut claimed = [0u32; 200];
+        while let Some(joined) = tasks.join_next().await {
+            let (n, fresh) = joined.expect("task");
+            claimed[n] += u32::from(fresh);
+        }
+        assert!(
+            claimed.iter().all(|&c| c == 1),
+            "each key is claimed exactly once: {claimed:?}"
+        );
+    }
+
     #[tokio::test]
     async fn data_survives_closing_and_reopening_the_file() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1822,13 +2257,14 @@ mod tests {
             Purged {
                 messages: 1,
                 replies: 1,
-                idempotency_keys: 2,
+                // The expired result; claims are held in memory, never on disk.
+                idempotency_keys: 1,
                 counter_markers: 1,
                 events: 1,
                 conversations: 1,
             }
         );
-        assert_eq!(purged.total(), 7);
+        assert_eq!(purged.total(), 6);
         assert_eq!(
             ConversationStore::get(&store, &old_user, now)
                 .await

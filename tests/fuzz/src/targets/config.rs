@@ -10,7 +10,7 @@
 //! Properties: a syntax error names a line of the file; a refused file
 //! says why without repeating the token or the EncodingAESKey; resolved
 //! settings hold what the file asked for (retention in whole days, a
-//! lease of 1 to 3600 s, a body limit of at least 1 KiB).
+//! lease of 3 to 3600 s, a body limit of at least 1 KiB).
 
 use std::path::PathBuf;
 
@@ -61,7 +61,7 @@ pub(crate) fn check(input: &[u8]) -> Checked {
             )
         },
     )?;
-    ensure((1..=3600).contains(&settings.lease_secs), || {
+    ensure((3..=3600).contains(&settings.lease_secs), || {
         format!("lease of {} s", settings.lease_secs)
     })?;
     ensure(settings.callback.max_body_bytes >= 1024, || {
