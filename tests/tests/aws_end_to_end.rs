@@ -184,6 +184,9 @@ fn webhook(stack: &Stack) -> (axum::Router, jiff::tz::TimeZone) {
         ("WECHAT_TOKEN", TOKEN),
         ("WECHAT_APP_ID", APP_ID),
         ("WECHAT_AES_KEY", AES_KEY),
+        // The stand-in serves one request at a time to every test at once:
+        // a delivery may need longer than the default lease's 6 s.
+        ("WCA_LEASE_SECS", "60"),
     ];
     let settings = Settings::resolve(FileSettings::default(), &env, None).expect("settings");
     let tz = settings.timezone.clone();
