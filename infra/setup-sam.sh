@@ -8,28 +8,25 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${WCA_SAM_VENV:-$repo/.venv-sam}"
-req="$repo/infra/sam-requirements.txt"
-stamp="$venv/.wca-requirements"
-if [ ! -x "$venv/bin/python" ]; then
-  echo "setup-sam: creating $venv" >&2
-  python3 -m venv "$venv" >&2
-fi
-if ! cmp -s "$req" "$stamp"; then
-  echo "setup-sam: installing $(grep -v '^#' "$req" | xargs)" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
-  cp "$req" "$stamp"
-fi
-checkov_req="$repo/infra/checkov-requirements.txt"
+
+# ensure_venv DIR REQUIREMENTS: a virtualenv at DIR holding REQUIREMENTS,
+# reinstalled only when that file changed since the last install.
+ensure_venv() {
+  local dir="$1" req="$2"
+  local stamp="$dir/.wca-requirements"
+  if [ ! -x "$dir/bin/python" ]; then
+    echo "setup-sam: creating $dir" >&2
+    python3 -m venv "$dir" >&2
+  fi
+  if ! cmp -s "$req" "$stamp"; then
+    echo "setup-sam: installing $(grep -v '^#' "$req" | xargs)" >&2
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+    cp "$req" "$stamp"
+  fi
+}
+
+ensure_venv "$venv" "$repo/infra/sam-requirements.txt"
 checkov_venv="$venv/checkov"
-checkov_stamp="$checkov_venv/.wca-requirements"
-if [ ! -x "$checkov_venv/bin/python" ]; then
-  echo "setup-sam: creating $checkov_venv" >&2
-  python3 -m venv "$checkov_venv" >&2
-fi
-if ! cmp -s "$checkov_req" "$checkov_stamp"; then
-  echo "setup-sam: installing $(grep -v '^#' "$checkov_req" | xargs)" >&2
-  "$checkov_venv/bin/pip" install --quiet --disable-pip-version-check -r "$checkov_req" >&2
-  cp "$checkov_req" "$checkov_stamp"
-fi
+ensure_venv "$checkov_venv" "$repo/infra/checkov-requirements.txt"
 ln -sf "$checkov_venv/bin/checkov" "$venv/bin/checkov"
 echo "$venv/bin"
