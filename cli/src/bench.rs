@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Hold N connections to a webhook and post signed messages (throughput,
     /// p50/p90/p99/max, errors).
     Load(crate::load::LoadArgs),
+    /// Send customer-service messages through the WeChat API client to the
+    /// stand-in on loopback (sends/s, latency, an optional outage).
+    Outbound(crate::outbound::OutboundBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +85,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Filter(args) => filter(args),
         BenchCommand::Nlp(args) => crate::classify::bench(args),
         BenchCommand::Load(args) => crate::load::run(args),
+        BenchCommand::Outbound(args) => crate::outbound::bench(args),
     }
 }
 

@@ -30,6 +30,7 @@ mod classify;
 mod event;
 mod filter;
 mod load;
+mod outbound;
 mod send;
 mod serve;
 mod user;
@@ -78,6 +79,9 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a stand-in for the WeChat API (tokens, customer-service and
+    /// template messages, tags) for local sending and tests.
+    FakeWechat(outbound::FakeWeChatArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Event(args) => event::run(args),
         Command::User(cmd) => user::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::FakeWechat(args) => outbound::fake_wechat(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,8 @@
 //! | a dedup claim or result | `idem#{key}` | `-` |
 //! | an event-log entry | `evt#{id}` | `-` |
 //! | a counter, a once-marker | `ctr#{name}`, `once#{id}` | `-` |
+//! | the user's window for messages we start | `user#{openid}` | `window` |
+//! | the WeChat access token of an app | `token#{appid}` | `-` |
 //!
 //! Everything about one user is one item collection, so their history (and
 //! later their data export or erasure) is one query. Messages and replies
@@ -37,6 +39,8 @@ use wca_core::{
     Counters, Erased, Event, EventLog, HeldConversation, IdempotencyStore, MessageArchive,
     NewTicket, OpenId, PortError, Profile, ProfileStore, Ticket, TicketSink, UserData, UserRecord,
     Versioned,
+    outbound::reserve_in,
+    {CachedToken, ContactWindow, ContactWindows, Reserved, TokenStore, WindowRules},
 };
 
 use crate::unavailable;
@@ -1005,5 +1009,187 @@ impl UserData for DynamoDbStore {
             }
         }
         Ok(erased)
+    }
+}
+/// The token item: `token` and `expires_at`.
+#[async_trait]
+impl TokenStore for DynamoDbStore {
+    async fn get(&self, app_id: &str) -> Result<Option<CachedToken>, PortError> {
+        match self.get_item(alone(format!("token#{app_id}"))).await? {
+            Some(item) => Ok(Some(CachedToken {
+                token: get_s(&item, "token")?,
+                expires_at: get_n(&item, "expires_at")?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn put(&self, app_id: &str, token: &CachedToken) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("token#{app_id}")))
+            .item("sk", s(ALONE))
+            .item("token", s(token.token.clone()))
+            .item("expires_at", n(token.expires_at))
+            .item("ttl", n(token.expires_at + 86_400))
+            .send()
+            .await
+            .map_err(|e| unavailable("token put", e))?;
+        Ok(())
+    }
+}
+
+fn window_key(openid: &str) -> (String, String) {
+    (user(openid), "window".to_owned())
+}
+
+fn window_from(item: &Item) -> Result<ContactWindow, PortError> {
+    Ok(ContactWindow {
+        last_interaction: get_n(item, "last")?,
+        sent: u32::try_from(get_n(item, "sent")?)
+            .map_err(|_| PortError::Corrupt("attribute sent out of range".to_owned()))?,
+        undeliverable: match item.get("undeliverable") {
+            Some(_) => Some(get_n(item, "undeliverable")?),
+            None => None,
+        },
+    })
+}
+
+impl DynamoDbStore {
+    /// A conditional update of a window item: `Ok(false)` when the
+    /// condition did not hold.
+    async fn update_window(
+        &self,
+        op: &str,
+        openid: &str,
+        update: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, PortError> {
+        let (pk, sk) = window_key(openid);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#last", "last");
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(op, e)),
+        }
+    }
+}
+
+/// The window item: `last`, `sent`, and `undeliverable` once WeChat
+/// called the user unreachable. Each change is one conditional update, so
+/// concurrent senders share the budget exactly.
+#[async_trait]
+impl ContactWindows for DynamoDbStore {
+    async fn touch(&self, openid: &str, at: i64) -> Result<(), PortError> {
+        self.update_window(
+            "window touch",
+            openid,
+            "SET #last = :at, sent = :zero REMOVE undeliverable",
+            "attribute_not_exists(pk) OR #last < :at",
+            &[(":at", n(at)), (":zero", n(0))],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn reserve(
+        &self,
+        openid: &str,
+        now: i64,
+        rules: WindowRules,
+    ) -> Result<Reserved, PortError> {
+        // A few rounds: a refusal is explained from a read, and a read that
+        // says "granted" means the window changed in between.
+        for _ in 0..4 {
+            let (pk, sk) = window_key(openid);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression("SET sent = sent + :one")
+                .condition_expression(
+                    "attribute_exists(pk) AND attribute_not_exists(undeliverable) \
+                     AND #last > :closed AND sent < :budget",
+                )
+                .expression_attribute_names("#last", "last")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":closed", n(now.saturating_sub(rules.window_secs)))
+                .expression_attribute_values(":budget", n(i64::from(rules.budget)))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    return Ok(Reserved::Granted {
+                        window: get_n(&item, "last")?,
+                    });
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                {
+                    let current = ContactWindows::get(self, openid).await?;
+                    if let (Reserved::Refused(why), _) = reserve_in(current, now, rules) {
+                        return Ok(Reserved::Refused(why));
+                    }
+                }
+                Err(e) => return Err(unavailable("window reserve", e)),
+            }
+        }
+        Err(PortError::Unavailable(
+            "window reserve: the window kept changing".to_owned(),
+        ))
+    }
+
+    async fn give_back(&self, openid: &str, window: i64) -> Result<(), PortError> {
+        self.update_window(
+            "window give back",
+            openid,
+            "SET sent = sent - :one",
+            "#last = :window AND sent > :zero",
+            &[(":one", n(1)), (":window", n(window)), (":zero", n(0))],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn undeliverable(&self, openid: &str, window: i64, code: i64) -> Result<(), PortError> {
+        self.update_window(
+            "window undeliverable",
+            openid,
+            "SET undeliverable = :code",
+            "#last = :window",
+            &[(":code", n(code)), (":window", n(window))],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn get(&self, openid: &str) -> Result<Option<ContactWindow>, PortError> {
+        self.get_item(window_key(openid))
+            .await?
+            .map(|item| window_from(&item))
+            .transpose()
     }
 }

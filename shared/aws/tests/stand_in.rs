@@ -54,6 +54,16 @@ async fn dynamodb_conversation_store_keeps_the_conversation_store_contract() {
 }
 
 #[tokio::test]
+async fn dynamodb_keeps_the_token_store_contract() {
+    contract::token_store(&store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_keeps_the_window_and_budget_contract_under_concurrent_senders() {
+    contract::contact_windows(std::sync::Arc::new(store().await)).await;
+}
+
+#[tokio::test]
 async fn a_conversation_item_with_a_broken_state_or_version_reads_as_corrupt() {
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     use wca_core::{ConversationStore, OpenId, PortError};

@@ -21,6 +21,11 @@ pub const EVENT_MARKER_SECS: i64 = 14 * 24 * 3600;
 /// - refused requests: `rejected:day:D`, `rejected:day:D:reason:R`
 /// - hand-overs to people: `handoffs:day:D`, `handoffs:day:D:reason:R`
 /// - after-sales tickets: `tickets:day:D`, `tickets:day:D:kind:K`
+/// - messages we started: `outbound:day:D:sent`,
+///   `outbound:day:D:sent:type:T`, and for those not sent
+///   `outbound:day:D:failed`, `outbound:day:D:failed:F` (F the
+///   [`crate::outbound::Failure`]) and `outbound:day:D:failed:reason:R`
+/// - breaker state changes: `breaker:day:D:to:S`
 /// - kinds this build does not know: `unknown:day:D:type:T` (counted so
 ///   that an operator sees them, otherwise skipped)
 /// - compliance hits: `compliance:day:D`, `compliance:day:D:dir:inbound`,
@@ -108,6 +113,27 @@ pub fn counter_keys(event: &Event, tz: &TimeZone) -> Vec<String> {
                 format!("tickets:day:{day}"),
                 format!("tickets:day:{day}:kind:{ticket_kind}"),
             ]
+        }
+        EventKind::OutboundSent { msg_type, .. } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![
+                format!("outbound:day:{day}:sent"),
+                format!("outbound:day:{day}:sent:type:{msg_type}"),
+            ]
+        }
+        EventKind::OutboundFailed {
+            failure, reason, ..
+        } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![
+                format!("outbound:day:{day}:failed"),
+                format!("outbound:day:{day}:failed:{}", failure.as_str()),
+                format!("outbound:day:{day}:failed:reason:{reason}"),
+            ]
+        }
+        EventKind::BreakerChanged { state } => {
+            let (day, _) = day_hour(event.at, tz);
+            vec![format!("breaker:day:{day}:to:{}", state.as_str())]
         }
         EventKind::Unknown { type_name, .. } => {
             let (day, _) = day_hour(event.at, tz);

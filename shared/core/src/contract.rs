@@ -908,6 +908,151 @@ pub async fn user_data(
     );
 }
 
+/// [`crate::TokenStore`]: a token is kept per app, replaced by the next
+/// put, and survives being read.
+pub async fn token_store(store: &dyn crate::TokenStore) {
+    use crate::CachedToken;
+    assert_eq!(store.get("wxapp1").await.expect("get"), None);
+    let first = CachedToken {
+        token: "ACCESS_TOKEN_1".to_owned(),
+        expires_at: 1_700_007_200,
+    };
+    store.put("wxapp1", &first).await.expect("put");
+    assert_eq!(store.get("wxapp1").await.expect("get"), Some(first.clone()));
+    assert_eq!(
+        store.get("wxapp2").await.expect("get"),
+        None,
+        "each app has its own token"
+    );
+    let second = CachedToken {
+        token: "ACCESS_TOKEN_2".to_owned(),
+        expires_at: 1_700_014_400,
+    };
+    store.put("wxapp1", &second).await.expect("put again");
+    assert_eq!(
+        store.get("wxapp1").await.expect("get"),
+        Some(second),
+        "a refreshed token replaces the old one"
+    );
+}
+
+/// [`crate::ContactWindows`]: the 48-hour window, the budget taken
+/// atomically under concurrency, give-back, and unreachable users.
+pub async fn contact_windows(windows: Arc<dyn crate::ContactWindows>) {
+    use crate::{Refusal, Reserved, WindowRules};
+    let rules = WindowRules {
+        window_secs: 48 * 3600,
+        budget: 5,
+    };
+    let t0 = 1_700_000_000;
+    assert_eq!(
+        windows.reserve("oNever", t0, rules).await.expect("reserve"),
+        Reserved::Refused(Refusal::OutsideWindow {
+            last_interaction: None
+        }),
+        "a user who never wrote cannot be sent to"
+    );
+    assert_eq!(windows.get("oNever").await.expect("get"), None);
+
+    windows.touch("oBusy", t0).await.expect("touch");
+    let mut racers = Vec::new();
+    for _ in 0..20 {
+        let w = Arc::clone(&windows);
+        racers.push(tokio::spawn(async move {
+            w.reserve("oBusy", t0 + 60, rules).await
+        }));
+    }
+    let mut granted = 0;
+    for r in racers {
+        match r.await.expect("join").expect("reserve") {
+            Reserved::Granted { window } => {
+                assert_eq!(window, t0);
+                granted += 1;
+            }
+            Reserved::Refused(Refusal::OverBudget { sent }) => assert_eq!(sent, 5),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        granted, 5,
+        "20 concurrent sends share a budget of 5: exactly 5 go"
+    );
+    windows.give_back("oBusy", t0).await.expect("give back");
+    assert_eq!(
+        windows
+            .reserve("oBusy", t0 + 61, rules)
+            .await
+            .expect("reserve"),
+        Reserved::Granted { window: t0 },
+        "a message given back can be sent again"
+    );
+    windows.give_back("oBusy", t0 - 1).await.expect("give back");
+    assert!(
+        matches!(
+            windows
+                .reserve("oBusy", t0 + 62, rules)
+                .await
+                .expect("reserve"),
+            Reserved::Refused(Refusal::OverBudget { .. })
+        ),
+        "a give-back for another window changes nothing"
+    );
+    windows.touch("oBusy", t0 + 100).await.expect("touch");
+    assert_eq!(
+        windows
+            .reserve("oBusy", t0 + 100 + 48 * 3600 - 1, rules)
+            .await
+            .expect("reserve"),
+        Reserved::Granted { window: t0 + 100 },
+        "a new message opens a new window with a full budget"
+    );
+    windows.touch("oBusy", t0 + 50).await.expect("older touch");
+    assert_eq!(
+        windows
+            .get("oBusy")
+            .await
+            .expect("get")
+            .map(|w| (w.last_interaction, w.sent)),
+        Some((t0 + 100, 1)),
+        "a late, older interaction does not reopen the budget"
+    );
+    assert_eq!(
+        windows
+            .reserve("oBusy", t0 + 100 + 48 * 3600, rules)
+            .await
+            .expect("reserve"),
+        Reserved::Refused(Refusal::OutsideWindow {
+            last_interaction: Some(t0 + 100)
+        }),
+        "48 hours after the last message the window is closed"
+    );
+
+    windows.touch("oGone", t0).await.expect("touch");
+    windows
+        .undeliverable("oGone", t0, 43004)
+        .await
+        .expect("undeliverable");
+    assert_eq!(
+        windows
+            .reserve("oGone", t0 + 1, rules)
+            .await
+            .expect("reserve"),
+        Reserved::Refused(Refusal::Undeliverable { code: 43004 }),
+        "a user WeChat called unreachable is not sent to"
+    );
+    windows.touch("oGone", t0 + 2).await.expect("touch");
+    assert!(
+        matches!(
+            windows
+                .reserve("oGone", t0 + 3, rules)
+                .await
+                .expect("reserve"),
+            Reserved::Granted { .. }
+        ),
+        "until they write again"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     //! The conversation contract must catch the adapters it exists to

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize, de::Error as _};
 
 use crate::OpenId;
+use crate::outbound::{BreakerState, Failure};
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,10 +139,42 @@ pub enum EventKind {
         /// What kind of request (`return`, ...).
         ticket_kind: String,
     },
+    /// A message we started (customer-service API) was accepted by WeChat.
+    OutboundSent {
+        /// Why it was sent: the message key it answers, `campaign:...`.
+        reference: String,
+        /// The recipient.
+        openid: String,
+        /// `text`, `image`, `news`, `template`.
+        msg_type: String,
+    },
+    /// A message we started was not sent, by WeChat's answer or by a
+    /// guard in front of it.
+    OutboundFailed {
+        /// Why it was being sent.
+        reference: String,
+        /// The recipient.
+        openid: String,
+        /// `text`, `image`, `news`, `template`.
+        msg_type: String,
+        /// What to do about it: `retry`, `refresh_token`, `recipient`,
+        /// `config`, `rejected`.
+        failure: Failure,
+        /// The failure, or the guard that refused (`outside_window`,
+        /// `over_budget`, `undeliverable`, `circuit_open`).
+        reason: String,
+        /// WeChat's errcode, 0 when WeChat did not answer.
+        code: i64,
+    },
+    /// The breaker in front of the WeChat API changed state.
+    BreakerChanged {
+        /// The new state.
+        state: BreakerState,
+    },
 }
 
 /// The `type` tags of the kinds this build knows.
-const KNOWN_KINDS: [&str; 7] = [
+const KNOWN_KINDS: [&str; 10] = [
     "MessageReceived",
     "ReplySent",
     "RequestRejected",
@@ -149,6 +182,9 @@ const KNOWN_KINDS: [&str; 7] = [
     "ComplianceHit",
     "HandoffRequested",
     "TicketCreated",
+    "OutboundSent",
+    "OutboundFailed",
+    "BreakerChanged",
 ];
 
 impl EventKind {
@@ -163,6 +199,9 @@ impl EventKind {
             EventKind::ComplianceHit { .. } => "ComplianceHit",
             EventKind::HandoffRequested { .. } => "HandoffRequested",
             EventKind::TicketCreated { .. } => "TicketCreated",
+            EventKind::OutboundSent { .. } => "OutboundSent",
+            EventKind::OutboundFailed { .. } => "OutboundFailed",
+            EventKind::BreakerChanged { .. } => "BreakerChanged",
         }
     }
 }
@@ -463,6 +502,64 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The event for a message we started that WeChat accepted; id
+    /// `sent:{reference}:{openid}`, so a repeated report counts once.
+    pub fn outbound_sent(reference: &str, openid: &str, msg_type: &str, at: i64) -> Self {
+        Self {
+            id: format!("sent:{reference}:{openid}"),
+            at,
+            kind: EventKind::OutboundSent {
+                reference: reference.to_owned(),
+                openid: openid.to_owned(),
+                msg_type: msg_type.to_owned(),
+            },
+        }
+    }
+
+    /// The event for a message we started that was not sent. Each try is
+    /// its own event (id `failed:{reference}:{openid}:{at}:{n}`).
+    pub fn outbound_failed(
+        reference: &str,
+        openid: &str,
+        msg_type: &str,
+        failure: Failure,
+        reason: &str,
+        code: i64,
+        at: i64,
+    ) -> Self {
+        Self {
+            id: format!("failed:{reference}:{openid}:{at}:{}", next_serial()),
+            at,
+            kind: EventKind::OutboundFailed {
+                reference: reference.to_owned(),
+                openid: openid.to_owned(),
+                msg_type: msg_type.to_owned(),
+                failure,
+                reason: reason.to_owned(),
+                code,
+            },
+        }
+    }
+
+    /// The event for a breaker state change; `unique` must differ per
+    /// process.
+    pub fn breaker_changed(state: BreakerState, at: i64, unique: &str) -> Self {
+        Self {
+            id: format!("breaker:{unique}:{at}:{}:{}", state.as_str(), next_serial()),
+            at,
+            kind: EventKind::BreakerChanged { state },
+        }
+    }
+}
+
+/// A number that differs for every call in this process.
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 fn one() -> u64 {
     1
 }
@@ -504,6 +601,17 @@ mod tests {
             ),
             Event::handoff_requested("msg:1", &openid, HandoffReason::Backlog, true, 6),
             Event::ticket_created("msg:1", &openid, "AS000001", "2026112000958", "return", 7),
+            Event::outbound_sent("msg:1", "o-1", "text", 8),
+            Event::outbound_failed(
+                "campaign:vip:1",
+                "o-2",
+                "text",
+                Failure::Recipient,
+                "outside_window",
+                45015,
+                9,
+            ),
+            Event::breaker_changed(BreakerState::Open, 10, "p1"),
         ]
     }
 

@@ -32,6 +32,7 @@ pub mod conversation;
 pub mod event;
 pub mod faults;
 pub mod memory;
+pub mod outbound;
 pub mod ports;
 pub mod shop;
 
@@ -45,6 +46,10 @@ pub use conversation::{
     Outgoing, Versioned,
 };
 pub use event::{ComplianceWord, Direction, Event, EventKind, HandoffReason, Understanding};
+pub use outbound::{
+    ApiError, CachedToken, ContactWindow, ContactWindows, CustomMessage, Failure, Outbound,
+    Refusal, Reserved, TokenStore, WeChatApi, WindowRules,
+};
 pub use ports::{
     Archived, ArchivedMessage, ArchivedReply, Begin, Counters, Erased, EventLog, EventSink,
     HeldConversation, IdempotencyStore, MessageArchive, PortError, UserData, UserRecord,

@@ -10,7 +10,12 @@ use async_trait::async_trait;
 use crate::{
     Archived, ArchivedMessage, ArchivedReply, Begin, ConversationState, ConversationStore,
     Counters, Erased, Event, EventLog, EventSink, HeldConversation, IdempotencyStore,
-    MessageArchive, OpenId, PortError, UserData, UserRecord, Versioned, ports::message_event_ids,
+    MessageArchive, OpenId, PortError, UserData, UserRecord, Versioned,
+    outbound::{
+        CachedToken, ContactWindow, ContactWindows, Reserved, TokenStore, WindowRules,
+        give_back_in, reserve_in, touch_in, undeliverable_in,
+    },
+    ports::message_event_ids,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -435,6 +440,16 @@ mod contract_tests {
     }
 
     #[tokio::test]
+    async fn memory_token_store_keeps_the_token_store_contract() {
+        contract::token_store(&MemoryTokenStore::default()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_contact_windows_keep_the_window_and_budget_contract() {
+        contract::contact_windows(std::sync::Arc::new(MemoryContactWindows::default())).await;
+    }
+
+    #[tokio::test]
     async fn memory_event_log_keeps_the_event_log_contract() {
         contract::event_log(&MemoryEventLog::default()).await;
     }
@@ -463,5 +478,74 @@ mod contract_tests {
     async fn memory_event_sink_keeps_the_event_sink_contract() {
         let sink = MemoryEventSink::default();
         contract::event_sink(&sink, || async { sink.take() }).await;
+    }
+}
+
+/// [`TokenStore`] in a map.
+#[derive(Debug, Default)]
+pub struct MemoryTokenStore(Mutex<HashMap<String, CachedToken>>);
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn get(&self, app_id: &str) -> Result<Option<CachedToken>, PortError> {
+        Ok(lock(&self.0).get(app_id).cloned())
+    }
+
+    async fn put(&self, app_id: &str, token: &CachedToken) -> Result<(), PortError> {
+        lock(&self.0).insert(app_id.to_owned(), token.clone());
+        Ok(())
+    }
+}
+
+/// [`ContactWindows`] in a map.
+#[derive(Debug, Default)]
+pub struct MemoryContactWindows(Mutex<HashMap<String, ContactWindow>>);
+
+impl MemoryContactWindows {
+    fn update(
+        &self,
+        openid: &str,
+        rule: impl FnOnce(Option<ContactWindow>) -> Option<ContactWindow>,
+    ) {
+        let mut map = lock(&self.0);
+        if let Some(w) = rule(map.get(openid).copied()) {
+            map.insert(openid.to_owned(), w);
+        }
+    }
+}
+
+#[async_trait]
+impl ContactWindows for MemoryContactWindows {
+    async fn touch(&self, openid: &str, at: i64) -> Result<(), PortError> {
+        self.update(openid, |w| touch_in(w, at));
+        Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        openid: &str,
+        now: i64,
+        rules: WindowRules,
+    ) -> Result<Reserved, PortError> {
+        let mut map = lock(&self.0);
+        let (answer, taken) = reserve_in(map.get(openid).copied(), now, rules);
+        if let Some(w) = taken {
+            map.insert(openid.to_owned(), w);
+        }
+        Ok(answer)
+    }
+
+    async fn give_back(&self, openid: &str, window: i64) -> Result<(), PortError> {
+        self.update(openid, |w| give_back_in(w, window));
+        Ok(())
+    }
+
+    async fn undeliverable(&self, openid: &str, window: i64, code: i64) -> Result<(), PortError> {
+        self.update(openid, |w| undeliverable_in(w, window, code));
+        Ok(())
+    }
+
+    async fn get(&self, openid: &str) -> Result<Option<ContactWindow>, PortError> {
+        Ok(lock(&self.0).get(openid).copied())
     }
 }

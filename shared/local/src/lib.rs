@@ -48,6 +48,7 @@
 mod analytics;
 mod channel;
 mod error;
+mod outbound;
 mod retention;
 mod shop_files;
 mod shop_http;

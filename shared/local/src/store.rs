@@ -385,6 +385,8 @@ impl RedbStore {
         txn.open_table(MARKERS)?;
         txn.open_table(EVENTS)?;
         txn.open_table(CONVERSATIONS)?;
+        txn.open_table(crate::outbound::TOKENS)?;
+        txn.open_table(crate::outbound::CONTACTS)?;
         for index in [
             ARCHIVE_EXPIRY,
             REPLY_EXPIRY,
@@ -483,7 +485,7 @@ impl RedbStore {
 
     /// Runs `op` in the writer's next batch and waits until that batch is
     /// durable. `op` gives its result and whether it changed anything.
-    async fn write<T, F>(&self, op: F) -> Result<T, PortError>
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, PortError>
     where
         T: Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<(T, bool), LocalError> + Send + 'static,
@@ -502,7 +504,7 @@ impl RedbStore {
 
     /// Runs `op`, a read of one key, in place (see the module's notes) and
     /// maps its error onto the ports'.
-    fn read_one<T>(
+    pub(crate) fn read_one<T>(
         &self,
         op: impl FnOnce(&Database) -> Result<T, LocalError>,
     ) -> Result<T, PortError> {
@@ -632,7 +634,7 @@ fn insert_row(
 }
 
 /// The bytes stored under `key` in `data`, if any.
-fn read_bytes(
+pub(crate) fn read_bytes(
     db: &Database,
     data: TableDefinition<'_, &str, &[u8]>,
     key: &str,

@@ -10,7 +10,10 @@
 //!   request ([`callback::CallbackConfig::open_request`]), seal a reply.
 //! - [`client_side`]: WeChat's side, for `wca send`, tests and benchmarks.
 //!
-//! Nothing here knows HTTP or AWS. Every failure is a [`WechatError`]
+//! - [`api`] (feature `api`): the HTTP client of the WeChat API, the
+//!   adapter of [`wca_core::WeChatApi`], with the shared access token.
+//!
+//! Apart from [`api`], nothing here knows HTTP or AWS. Every failure is a [`WechatError`]
 //! with an HTTP status and a message that never repeats a secret.
 //!
 //! ```
@@ -37,6 +40,8 @@
 //! assert!(body.contains("<Encrypt>"));
 //! ```
 
+#[cfg(feature = "api")]
+pub mod api;
 pub mod callback;
 pub mod client_side;
 pub mod crypto;

@@ -1,0 +1,235 @@
+//! `wca fake-wechat` (the WeChat API stand-in as a server) and `wca bench
+//! outbound` (sends per second through the client, and an outage).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use wca_core::memory::{MemoryContactWindows, MemoryEventSink, MemoryTokenStore};
+use wca_core::outbound::{BreakerConfig, OutboundPolicy};
+use wca_core::{ContactWindows, CustomMessage, EventKind, Failure, Outbound, SystemClock};
+use wca_fake_wechat::{FakeWeChat, Options};
+use wca_wechat::api::{ApiConfig, AppSecret, HttpWeChatApi};
+
+#[derive(Debug, Args)]
+pub struct FakeWeChatArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 3918)]
+    port: u16,
+    /// The AppID it accepts.
+    #[arg(long, default_value_t = Options::default().app_id)]
+    app_id: String,
+    /// The AppSecret it accepts (a stand-in's, not a real one).
+    #[arg(long, default_value_t = Options::default().secret)]
+    secret: String,
+    /// Followers to create (`oFake00001`, ...), all tagged `demo`.
+    #[arg(long, default_value_t = 0)]
+    followers: u32,
+}
+
+pub fn fake_wechat(args: FakeWeChatArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let fake = FakeWeChat::new(Options {
+            app_id: args.app_id.clone(),
+            secret: args.secret.clone(),
+            ..Options::default()
+        });
+        if args.followers > 0 {
+            let tag = fake.add_tag("demo");
+            for i in 1..=args.followers {
+                fake.add_follower(&format!("oFake{i:05}"), &[tag]);
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+        eprintln!(
+            "WeChat API stand-in at http://127.0.0.1:{port}\n  \
+             WECHAT_API_BASE=http://127.0.0.1:{port} WECHAT_APP_ID={app} WECHAT_APP_SECRET={secret}\n  \
+             sent messages: GET /_fake/sent   counts: GET /_fake/stats   \
+             busy for 30 s: POST /_fake/faults {{\"errcode\":-1,\"seconds\":30}}",
+            port = args.port,
+            app = args.app_id,
+            secret = args.secret,
+        );
+        axum::serve(listener, fake.router())
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("serving")
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct OutboundBenchArgs {
+    /// Messages to send, one per user.
+    #[arg(long, default_value_t = 20_000)]
+    sends: u32,
+    /// Sends in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u32,
+    /// The client's rate limit, calls a second (WeChat's customer-service
+    /// limit is about 400/s per account; raise it to measure the client).
+    #[arg(long, default_value_t = 100_000)]
+    rate: u32,
+    /// Make the stand-in answer -1 (system busy) for this many seconds
+    /// from the start: the breaker's figures.
+    #[arg(long, default_value_t = 0)]
+    outage_secs: u64,
+}
+
+pub fn bench(args: OutboundBenchArgs) -> anyhow::Result<()> {
+    if args.sends == 0 || args.concurrency == 0 {
+        bail!("--sends and --concurrency must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_bench(args))
+}
+
+async fn run_bench(args: OutboundBenchArgs) -> anyhow::Result<()> {
+    let opts = Options::default();
+    let (fake, addr) = FakeWeChat::start(opts.clone()).await?;
+    let windows = Arc::new(MemoryContactWindows::default());
+    let now = wca_core::Clock::now(&SystemClock);
+    for i in 0..args.sends {
+        let openid = format!("oBench{i:07}");
+        fake.interact(&openid);
+        windows.touch(&openid, now).await?;
+    }
+    let secret = AppSecret::new(&opts.secret).context("secret")?;
+    let api = HttpWeChatApi::new(
+        ApiConfig::new(&format!("http://{addr}"), &opts.app_id, secret),
+        Arc::new(MemoryTokenStore::default()),
+        Arc::new(SystemClock),
+    )?;
+    let events = Arc::new(MemoryEventSink::default());
+    let outbound = Arc::new(Outbound::new(
+        Arc::new(api),
+        windows,
+        events.clone(),
+        Arc::new(SystemClock),
+        OutboundPolicy {
+            per_sec: args.rate,
+            backoff: Duration::from_millis(50),
+            breaker: BreakerConfig {
+                open_for: Duration::from_secs(2),
+                ..BreakerConfig::default()
+            },
+            ..OutboundPolicy::default()
+        },
+    ));
+    if args.outage_secs > 0 {
+        fake.fail_for(-1, "custom/send", Duration::from_secs(args.outage_secs));
+    }
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let outbound = Arc::clone(&outbound);
+        let next = Arc::clone(&next);
+        let total = args.sends;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut waits = 0u64;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return (latencies, waits);
+                }
+                let openid = format!("oBench{i:07}");
+                let msg = CustomMessage::Text {
+                    content: format!("您的订单 {i} 已发货"),
+                };
+                let t = Instant::now();
+                loop {
+                    match outbound
+                        .send_custom(&openid, &msg, &format!("bench:{i}"))
+                        .await
+                    {
+                        Ok(()) => break,
+                        // Kept and tried again later, as a queue would.
+                        Err(e) if e.failure() == Failure::Retry => {
+                            waits += 1;
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => {
+                            eprintln!("{openid}: {e}");
+                            break;
+                        }
+                    }
+                }
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut waits = 0;
+    for w in workers {
+        let (l, n) = w.await?;
+        latencies.extend(l);
+        waits += n;
+    }
+    let took = started.elapsed();
+    latencies.sort();
+    let pick = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    let sent = fake.sent();
+    let mut who: Vec<&str> = sent.iter().map(|s| s.openid.as_str()).collect();
+    who.sort_unstable();
+    who.dedup();
+    let stats = fake.stats();
+    let transitions: Vec<String> = events
+        .take()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::BreakerChanged { state } => Some(state.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "sends {} in {:.2} s: {:.0} sends/s (concurrency {}, rate limit {}/s)",
+        args.sends,
+        took.as_secs_f64(),
+        f64::from(args.sends) / took.as_secs_f64(),
+        args.concurrency,
+        args.rate,
+    );
+    println!(
+        "latency per message, first try to accepted: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pick(0.5),
+        pick(0.99),
+        pick(1.0)
+    );
+    println!(
+        "stand-in received {} messages for {} users; {} token fetches; {} calls answered busy; {} waits for a retry",
+        sent.len(),
+        who.len(),
+        stats.stable_token_calls,
+        stats.injected_errors,
+        waits
+    );
+    if !transitions.is_empty() {
+        println!("breaker: {}", transitions.join(" -> "));
+    }
+    if sent.len() != who.len() || who.len() != args.sends as usize {
+        bail!(
+            "{} messages for {} users, expected exactly one each for {}",
+            sent.len(),
+            who.len(),
+            args.sends
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,719 @@
+//! A stand-in for the WeChat Official Account API, for tests and the local
+//! demo (the real one is reachable only from whitelisted IPs).
+//!
+//! It speaks WeChat's JSON and errcodes on the endpoints wca calls, with
+//! the limits that matter to a sender:
+//!
+//! - `stable_token`: tokens that expire, a forced refresh that invalidates
+//!   the previous token, 20 forced refreshes a day;
+//! - customer-service messages only within 48 hours of the user's last
+//!   message (45015), at most 5 per user message (45047), not to users who
+//!   left (43004) or never existed (40003);
+//! - template messages to followers, tags with paged members, user info,
+//!   remarks.
+//!
+//! Under `/_fake/` it takes orders and answers questions: add followers
+//! and tags, record a user's message, invalidate tokens, inject busy
+//! errors or latency, move its clock, and list what was sent.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let (fake, addr) = wca_fake_wechat::FakeWeChat::start(Default::default()).await?;
+//! fake.add_follower("oUser1", &[]);
+//! fake.interact("oUser1");
+//! // point WECHAT_API_BASE at http://{addr} and send; then:
+//! let sent = fake.sent();
+//! # let _ = (addr, sent); Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// How the stand-in is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The AppID it accepts.
+    pub app_id: String,
+    /// The AppSecret it accepts.
+    pub secret: String,
+    /// How long a token lives (WeChat: 7,200 s).
+    pub token_ttl_secs: i64,
+    /// Followers per page of a tag (WeChat: 10,000).
+    pub page_size: usize,
+    /// Forced token refreshes a day (WeChat: 20).
+    pub forced_refreshes_per_day: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            app_id: "wxfake0000000000001".to_owned(),
+            secret: "fake-app-secret-0123456789abcdef".to_owned(),
+            token_ttl_secs: 7200,
+            page_size: 10_000,
+            forced_refreshes_per_day: 20,
+        }
+    }
+}
+
+/// A message the stand-in accepted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sent {
+    /// The recipient.
+    pub openid: String,
+    /// `custom` or `template`.
+    pub api: String,
+    /// `text`, `image`, `news`, `link`, or `template`.
+    pub msgtype: String,
+    /// The text of a text message (empty otherwise).
+    pub content: String,
+    /// The whole request body.
+    pub body: Value,
+    /// When, on the stand-in's clock.
+    pub at: i64,
+}
+
+/// What the stand-in has been asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Calls of `stable_token`, forced or not.
+    pub stable_token_calls: u64,
+    /// Of those, forced refreshes.
+    pub forced_refreshes: u64,
+    /// Calls of every other endpoint.
+    pub api_calls: u64,
+    /// Calls answered with an injected error.
+    pub injected_errors: u64,
+    /// Calls refused for a bad, expired or missing token.
+    pub token_errors: u64,
+}
+
+/// An error to answer with, for a while or for a number of calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// The errcode (-1 system busy, 45009 over the limit, ...).
+    pub errcode: i64,
+    /// Only calls whose path contains this (all when empty).
+    pub path: String,
+    /// Until this instant of the stand-in's clock, in milliseconds...
+    pub until_ms: Option<i64>,
+    /// ...or for this many calls.
+    pub calls: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Follower {
+    subscribed: bool,
+    subscribe_time: i64,
+    tags: BTreeSet<u64>,
+    remark: String,
+    last_interaction: Option<i64>,
+    sent_since: u32,
+}
+
+#[derive(Debug)]
+struct State {
+    opts: Options,
+    clock_offset_ms: i64,
+    tokens: HashMap<String, i64>,
+    current: Option<String>,
+    serial: u64,
+    forced: (i64, u32),
+    followers: BTreeMap<String, Follower>,
+    tags: BTreeMap<u64, String>,
+    sent: Vec<Sent>,
+    stats: Stats,
+    faults: Vec<Fault>,
+    latency: Duration,
+}
+
+type Answer = Result<Value, (i64, String)>;
+
+fn fail(code: i64, msg: &str) -> Answer {
+    Err((code, msg.to_owned()))
+}
+
+impl State {
+    fn now_ms(&self) -> i64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        wall + self.clock_offset_ms
+    }
+
+    fn now(&self) -> i64 {
+        self.now_ms() / 1000
+    }
+
+    fn injected(&mut self, path: &str) -> Option<i64> {
+        let now = self.now_ms();
+        self.faults
+            .retain(|f| f.until_ms.is_none_or(|u| u > now) && f.calls != Some(0));
+        let fault = self
+            .faults
+            .iter_mut()
+            .find(|f| f.path.is_empty() || path.contains(&f.path))?;
+        if let Some(calls) = &mut fault.calls {
+            *calls -= 1;
+        }
+        self.stats.injected_errors += 1;
+        Some(fault.errcode)
+    }
+
+    fn new_token(&mut self) -> String {
+        self.serial += 1;
+        let token = format!("FAKE_ACCESS_TOKEN_{:06}_{}", self.serial, self.now_ms());
+        self.tokens
+            .insert(token.clone(), self.now() + self.opts.token_ttl_secs);
+        self.current = Some(token.clone());
+        token
+    }
+
+    fn stable_token(&mut self, body: &Value) -> Answer {
+        self.stats.stable_token_calls += 1;
+        if body["grant_type"] != "client_credential" {
+            return fail(40002, "invalid grant_type");
+        }
+        if body["appid"] != self.opts.app_id.as_str() {
+            return fail(40013, "invalid appid");
+        }
+        if body["secret"] != self.opts.secret.as_str() {
+            return fail(40125, "invalid appsecret");
+        }
+        let now = self.now();
+        let force = body["force_refresh"].as_bool().unwrap_or(false);
+        let token = if force {
+            let day = now.div_euclid(86_400);
+            if self.forced.0 != day {
+                self.forced = (day, 0);
+            }
+            if self.forced.1 >= self.opts.forced_refreshes_per_day {
+                return fail(45009, "reach max api daily quota limit");
+            }
+            self.forced.1 += 1;
+            self.stats.forced_refreshes += 1;
+            if let Some(old) = self.current.take() {
+                self.tokens.remove(&old);
+            }
+            self.new_token()
+        } else {
+            // WeChat hands out the same token until its last 5 minutes.
+            match self.current.clone() {
+                Some(t) if self.tokens.get(&t).is_some_and(|e| e - now > 300) => t,
+                _ => self.new_token(),
+            }
+        };
+        let expires_in = self.tokens.get(&token).copied().unwrap_or(now) - now;
+        Ok(json!({"access_token": token, "expires_in": expires_in}))
+    }
+
+    fn check_token(&mut self, query: &BTreeMap<String, String>) -> Result<(), (i64, String)> {
+        let Some(token) = query.get("access_token").filter(|t| !t.is_empty()) else {
+            self.stats.token_errors += 1;
+            return Err((41001, "access_token missing".to_owned()));
+        };
+        match self.tokens.get(token) {
+            None => {
+                self.stats.token_errors += 1;
+                Err((
+                    40001,
+                    "invalid credential, access_token is invalid or not latest".to_owned(),
+                ))
+            }
+            Some(&expires) if expires <= self.now() => {
+                self.stats.token_errors += 1;
+                Err((42001, "access_token expired".to_owned()))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn follower(&mut self, openid: &str) -> Result<&mut Follower, (i64, String)> {
+        self.followers
+            .get_mut(openid)
+            .ok_or_else(|| (40003, "invalid openid".to_owned()))
+    }
+
+    fn custom_send(&mut self, body: &Value) -> Answer {
+        let openid = body["touser"].as_str().unwrap_or_default().to_owned();
+        let msgtype = body["msgtype"].as_str().unwrap_or_default().to_owned();
+        let content = match msgtype.as_str() {
+            "text" => body["text"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            "image" | "news" | "link" | "voice" | "video" | "miniprogrampage" => String::new(),
+            _ => return fail(40008, "invalid message type"),
+        };
+        if msgtype == "text" && content.is_empty() {
+            return fail(44003, "empty news data");
+        }
+        if content.len() > 2048 {
+            return fail(45002, "content size out of limit");
+        }
+        let now = self.now();
+        let f = self.follower(&openid)?;
+        if !f.subscribed {
+            return fail(43004, "require subscribe");
+        }
+        match f.last_interaction {
+            Some(at) if now - at < 48 * 3600 => {}
+            _ => {
+                return fail(
+                    45015,
+                    "response out of time limit or subscription is canceled",
+                );
+            }
+        }
+        if f.sent_since >= 5 {
+            return fail(45047, "out of response count limit");
+        }
+        f.sent_since += 1;
+        self.sent.push(Sent {
+            openid,
+            api: "custom".to_owned(),
+            msgtype,
+            content,
+            body: body.clone(),
+            at: now,
+        });
+        Ok(json!({}))
+    }
+
+    fn template_send(&mut self, body: &Value) -> Answer {
+        let openid = body["touser"].as_str().unwrap_or_default().to_owned();
+        if body["template_id"].as_str().is_none_or(str::is_empty) {
+            return fail(40037, "invalid template_id");
+        }
+        let now = self.now();
+        let f = self.follower(&openid)?;
+        if !f.subscribed {
+            return fail(43004, "require subscribe");
+        }
+        self.serial += 1;
+        let msgid = self.serial;
+        self.sent.push(Sent {
+            openid,
+            api: "template".to_owned(),
+            msgtype: "template".to_owned(),
+            content: String::new(),
+            body: body.clone(),
+            at: now,
+        });
+        Ok(json!({"msgid": msgid}))
+    }
+
+    fn tags(&self) -> Answer {
+        let tags: Vec<Value> = self
+            .tags
+            .iter()
+            .map(|(id, name)| {
+                let count = self
+                    .followers
+                    .values()
+                    .filter(|f| f.subscribed && f.tags.contains(id))
+                    .count();
+                json!({"id": id, "name": name, "count": count})
+            })
+            .collect();
+        Ok(json!({"tags": tags}))
+    }
+
+    fn tag_members(&self, body: &Value) -> Answer {
+        let Some(tag) = body["tagid"].as_u64().filter(|t| self.tags.contains_key(t)) else {
+            return fail(45159, "invalid tag id");
+        };
+        let after = body["next_openid"].as_str().unwrap_or_default();
+        let page: Vec<&String> = self
+            .followers
+            .iter()
+            .filter(|(id, f)| f.subscribed && f.tags.contains(&tag) && id.as_str() > after)
+            .map(|(id, _)| id)
+            .take(self.opts.page_size)
+            .collect();
+        let next = page.last().map_or(String::new(), |s| (*s).clone());
+        if page.is_empty() {
+            return Ok(json!({"count": 0, "next_openid": ""}));
+        }
+        Ok(json!({"count": page.len(), "data": {"openid": page}, "next_openid": next}))
+    }
+
+    fn user_info(&self, openid: &str) -> Answer {
+        let Some(f) = self.followers.get(openid) else {
+            return fail(40003, "invalid openid");
+        };
+        if !f.subscribed {
+            return Ok(json!({"subscribe": 0, "openid": openid}));
+        }
+        Ok(json!({
+            "subscribe": 1,
+            "openid": openid,
+            "language": "zh_CN",
+            "subscribe_time": f.subscribe_time,
+            "remark": f.remark,
+            "groupid": 0,
+            "tagid_list": f.tags,
+            "subscribe_scene": "ADD_SCENE_QR_CODE",
+        }))
+    }
+
+    fn user_info_batch(&self, body: &Value) -> Answer {
+        let list = body["user_list"].as_array().cloned().unwrap_or_default();
+        if list.is_empty() || list.len() > 100 {
+            return fail(40032, "invalid openid list size");
+        }
+        let mut infos = Vec::new();
+        for entry in &list {
+            infos.push(self.user_info(entry["openid"].as_str().unwrap_or_default())?);
+        }
+        Ok(json!({"user_info_list": infos}))
+    }
+
+    fn update_remark(&mut self, body: &Value) -> Answer {
+        let openid = body["openid"].as_str().unwrap_or_default().to_owned();
+        let remark = body["remark"].as_str().unwrap_or_default().to_owned();
+        if remark.chars().count() > 30 {
+            return fail(45061, "remark too long");
+        }
+        self.follower(&openid)?.remark = remark;
+        Ok(json!({}))
+    }
+
+    fn batch_tagging(&mut self, body: &Value) -> Answer {
+        let Some(tag) = body["tagid"].as_u64().filter(|t| self.tags.contains_key(t)) else {
+            return fail(45159, "invalid tag id");
+        };
+        let list: Vec<String> = body["openid_list"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if list.is_empty() || list.len() > 50 {
+            return fail(40032, "invalid openid list size");
+        }
+        if list.iter().any(|o| !self.followers.contains_key(o)) {
+            return fail(40003, "invalid openid");
+        }
+        for openid in list {
+            if let Some(f) = self.followers.get_mut(&openid) {
+                f.tags.insert(tag);
+            }
+        }
+        Ok(json!({}))
+    }
+}
+
+/// The stand-in: share it between the server task and the test.
+#[derive(Debug, Clone)]
+pub struct FakeWeChat {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeWeChat {
+    /// A stand-in with no followers and no tags.
+    pub fn new(opts: Options) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                opts,
+                clock_offset_ms: 0,
+                tokens: HashMap::new(),
+                current: None,
+                serial: 0,
+                forced: (0, 0),
+                followers: BTreeMap::new(),
+                tags: BTreeMap::new(),
+                sent: Vec::new(),
+                stats: Stats::default(),
+                faults: Vec::new(),
+                latency: Duration::ZERO,
+            })),
+        }
+    }
+
+    /// Binds 127.0.0.1 on a free port and serves in a background task.
+    pub async fn start(opts: Options) -> std::io::Result<(Self, SocketAddr)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let fake = Self::new(opts);
+        let router = fake.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok((fake, addr))
+    }
+
+    /// The HTTP routes: WeChat's under `/cgi-bin/`, the stand-in's own
+    /// under `/_fake/`.
+    pub fn router(&self) -> Router {
+        let fake = self.clone();
+        Router::new().fallback(move |req: Request| {
+            let fake = fake.clone();
+            async move { fake.dispatch(req).await }
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a follower (or updates one) carrying `tags`, following since
+    /// now, who has not written yet.
+    pub fn add_follower(&self, openid: &str, tags: &[u64]) {
+        let mut s = self.lock();
+        let now = s.now();
+        let f = s.followers.entry(openid.to_owned()).or_default();
+        f.subscribed = true;
+        f.subscribe_time = now;
+        f.tags.extend(tags);
+    }
+
+    /// The follower leaves (or comes back).
+    pub fn set_subscribed(&self, openid: &str, subscribed: bool) {
+        if let Some(f) = self.lock().followers.get_mut(openid) {
+            f.subscribed = subscribed;
+        }
+    }
+
+    /// Creates a tag; returns its id.
+    pub fn add_tag(&self, name: &str) -> u64 {
+        let mut s = self.lock();
+        let id = s.tags.keys().next_back().map_or(100, |last| last + 1);
+        s.tags.insert(id, name.to_owned());
+        id
+    }
+
+    /// The user wrote to the account now: a new 48-hour window with a full
+    /// budget (a follower is added if unknown).
+    pub fn interact(&self, openid: &str) {
+        let mut s = self.lock();
+        let now = s.now();
+        let f = s
+            .followers
+            .entry(openid.to_owned())
+            .or_insert_with(|| Follower {
+                subscribed: true,
+                subscribe_time: now,
+                ..Follower::default()
+            });
+        f.last_interaction = Some(now);
+        f.sent_since = 0;
+    }
+
+    /// Every token stops working at once (what a leaked or reset secret
+    /// does); the next call with one gets 40001.
+    pub fn invalidate_tokens(&self) {
+        let mut s = self.lock();
+        s.tokens.clear();
+        s.current = None;
+    }
+
+    /// Answers calls with `fault` until it runs out.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Answers every call to a path containing `path` (all when empty)
+    /// with `errcode` for `duration`.
+    pub fn fail_for(&self, errcode: i64, path: &str, duration: Duration) {
+        let mut s = self.lock();
+        let until = s.now_ms() + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        s.faults.push(Fault {
+            errcode,
+            path: path.to_owned(),
+            until_ms: Some(until),
+            calls: None,
+        });
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Every answer waits this long first.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Moves the stand-in's clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.lock().clock_offset_ms += i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+    }
+
+    /// What was sent, in order.
+    pub fn sent(&self) -> Vec<Sent> {
+        self.lock().sent.clone()
+    }
+
+    /// What was asked.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    async fn dispatch(&self, req: Request) -> Response {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query: BTreeMap<String, String> = req
+            .uri()
+            .query()
+            .map(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let body = match to_bytes(req.into_body(), 1 << 20).await {
+            Ok(b) => b,
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+        };
+        let json: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(_) => return wechat(fail(47001, "data format error")),
+            }
+        };
+        if let Some(rest) = path.strip_prefix("/_fake/") {
+            return self.control(&method, rest, &json);
+        }
+        let latency = self.lock().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut s = self.lock();
+        let answer = if path == "/cgi-bin/stable_token" && method == Method::POST {
+            match s.injected(&path) {
+                Some(code) => fail(code, "system error"),
+                None => s.stable_token(&json),
+            }
+        } else {
+            s.stats.api_calls += 1;
+            if let Err(e) = s.check_token(&query) {
+                return wechat(Err(e));
+            }
+            if let Some(code) = s.injected(&path) {
+                return wechat(fail(code, "system error"));
+            }
+            match (method.as_str(), path.as_str()) {
+                ("POST", "/cgi-bin/message/custom/send") => s.custom_send(&json),
+                ("POST", "/cgi-bin/message/template/send") => s.template_send(&json),
+                ("GET", "/cgi-bin/tags/get") => s.tags(),
+                ("POST", "/cgi-bin/user/tag/get") => s.tag_members(&json),
+                ("GET", "/cgi-bin/user/info") => {
+                    s.user_info(query.get("openid").map_or("", String::as_str))
+                }
+                ("POST", "/cgi-bin/user/info/batchget") => s.user_info_batch(&json),
+                ("POST", "/cgi-bin/user/info/updateremark") => s.update_remark(&json),
+                ("POST", "/cgi-bin/tags/members/batchtagging") => s.batch_tagging(&json),
+                _ => return plain(StatusCode::NOT_FOUND, "no such WeChat API in the stand-in"),
+            }
+        };
+        wechat(answer)
+    }
+
+    fn control(&self, method: &Method, what: &str, body: &Value) -> Response {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let done = |v: Value| {
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap_or_default()
+        };
+        match (method.as_str(), what) {
+            ("POST", "followers") => {
+                let tags: Vec<u64> = body["tags"]
+                    .as_array()
+                    .map(|t| t.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
+                self.add_follower(&text(&body["openid"]), &tags);
+                if body["subscribed"] == false {
+                    self.set_subscribed(&text(&body["openid"]), false);
+                }
+                done(json!({"ok": true}))
+            }
+            ("POST", "tags") => done(json!({"id": self.add_tag(&text(&body["name"]))})),
+            ("POST", "interact") => {
+                self.interact(&text(&body["openid"]));
+                done(json!({"ok": true}))
+            }
+            ("POST", "invalidate") => {
+                self.invalidate_tokens();
+                done(json!({"ok": true}))
+            }
+            ("POST", "faults") => {
+                let mut s = self.lock();
+                let until_ms = body["seconds"].as_f64().map(|secs| {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let ms = (secs * 1000.0) as i64;
+                    s.now_ms() + ms
+                });
+                let calls = body["calls"]
+                    .as_u64()
+                    .map(|c| u32::try_from(c).unwrap_or(u32::MAX));
+                if let Some(ms) = body["latency_ms"].as_u64() {
+                    s.latency = Duration::from_millis(ms);
+                }
+                if let Some(errcode) = body["errcode"].as_i64() {
+                    s.faults.push(Fault {
+                        errcode,
+                        path: text(&body["path"]),
+                        until_ms,
+                        calls,
+                    });
+                }
+                done(json!({"ok": true}))
+            }
+            ("DELETE", "faults") => {
+                let mut s = self.lock();
+                s.faults.clear();
+                s.latency = Duration::ZERO;
+                done(json!({"ok": true}))
+            }
+            ("POST", "advance") => {
+                let secs = body["seconds"].as_u64().unwrap_or(0);
+                self.advance(Duration::from_secs(secs));
+                done(json!({"ok": true}))
+            }
+            ("GET", "sent") => done(json!(self.sent())),
+            ("GET", "stats") => done(json!(self.stats())),
+            _ => plain(StatusCode::NOT_FOUND, "unknown stand-in control"),
+        }
+    }
+}
+
+fn wechat(answer: Answer) -> Response {
+    let body = match answer {
+        Ok(mut v) => {
+            if let Some(map) = v.as_object_mut() {
+                map.entry("errcode").or_insert(json!(0));
+                map.entry("errmsg").or_insert(json!("ok"));
+            }
+            v
+        }
+        Err((code, msg)) => json!({"errcode": code, "errmsg": msg}),
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    Response::builder()
+        .status(status)
+        .body(Body::from(text))
+        .unwrap_or_default()
+}
