@@ -14,7 +14,7 @@ use wca_wechat::api::{ApiConfig, AppSecret, HttpWeChatApi};
 
 #[derive(Debug, Args)]
 pub struct FakeWeChatArgs {
-    /// Port on 127.0.0.1.
+    /// Port on 127.0.0.1 (0: any free port, named on stderr).
     #[arg(long, default_value_t = 3918)]
     port: u16,
     /// The AppID it accepts.
@@ -45,15 +45,18 @@ pub fn fake_wechat(args: FakeWeChatArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
-        eprintln!(
+        let port = listener.local_addr()?.port();
+        // One write: a reader that stops after the first line must get it
+        // whole.
+        let banner = format!(
             "WeChat API stand-in at http://127.0.0.1:{port}\n  \
              WECHAT_API_BASE=http://127.0.0.1:{port} WECHAT_APP_ID={app} WECHAT_APP_SECRET={secret}\n  \
              sent messages: GET /_fake/sent   counts: GET /_fake/stats   \
              busy for 30 s: POST /_fake/faults {{\"errcode\":-1,\"seconds\":30}}",
-            port = args.port,
             app = args.app_id,
             secret = args.secret,
         );
+        eprintln!("{banner}");
         axum::serve(listener, fake.router())
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -232,4 +235,104 @@ async fn run_bench(args: OutboundBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `WCA_REPLY_MODE=async` in `wca serve`: replies leave through the
+/// customer-service API of `WECHAT_API_BASE`, sent by a task that drains
+/// the outbox. `None` in the default passive mode.
+pub fn async_replies(
+    store: &wca_local::RedbStore,
+    app_id: &str,
+    events: Arc<dyn wca_core::EventSink>,
+) -> anyhow::Result<Option<(wca_webhook::AsyncReplies, tokio::task::JoinHandle<()>)>> {
+    let mode = std::env::var("WCA_REPLY_MODE").unwrap_or_default();
+    match mode.trim() {
+        "" | "passive" => return Ok(None),
+        "async" => {}
+        other => bail!("WCA_REPLY_MODE must be passive or async, not {other:?}"),
+    }
+    let base = std::env::var("WECHAT_API_BASE")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| wca_wechat::api::DEFAULT_BASE.to_owned());
+    let secret = std::env::var("WECHAT_APP_SECRET")
+        .ok()
+        .and_then(|s| AppSecret::new(&s))
+        .context("WCA_REPLY_MODE=async sends through the WeChat API: set WECHAT_APP_SECRET")?;
+    let clock: Arc<dyn wca_core::Clock> = Arc::new(SystemClock);
+    let api = HttpWeChatApi::new(
+        ApiConfig::new(&base, app_id, secret),
+        Arc::new(store.clone()),
+        clock.clone(),
+    )?;
+    let outbound = Outbound::new(
+        Arc::new(api),
+        Arc::new(store.clone()),
+        events.clone(),
+        clock.clone(),
+        OutboundPolicy::default(),
+    );
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let outbox = store.clone();
+    let woken = wake.clone();
+    let sender = tokio::spawn(async move {
+        report_interrupted(&outbox, &*events, &*clock).await;
+        loop {
+            let waiting = match wca_core::outbound::send_outbox(&outbox, &outbound, 200).await {
+                Ok(round) => {
+                    if round.sent + round.dropped > 0 {
+                        tracing::info!(
+                            sent = round.sent,
+                            dropped = round.dropped,
+                            waiting = round.waiting,
+                            "async replies"
+                        );
+                    }
+                    round.waiting
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the outbox could not be read; trying again");
+                    1
+                }
+            };
+            let pause = if waiting > 0 {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(1)
+            };
+            let _ = tokio::time::timeout(pause, woken.notified()).await;
+        }
+    });
+    tracing::info!(base = %base, "async replies through the customer-service API");
+    let contacts: Arc<dyn ContactWindows> = Arc::new(store.clone());
+    Ok(Some((wca_webhook::AsyncReplies { contacts, wake }, sender)))
+}
+
+/// Replies a previous process claimed and never finished: WeChat may or
+/// may not have them, so they are not sent again, only recorded.
+async fn report_interrupted(
+    outbox: &dyn wca_core::Outbox,
+    events: &dyn wca_core::EventSink,
+    clock: &dyn wca_core::Clock,
+) {
+    let stuck = match outbox.take_interrupted().await {
+        Ok(stuck) => stuck,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the outbox's interrupted sends");
+            return;
+        }
+    };
+    for entry in stuck {
+        tracing::warn!(msg_key = %entry.reply.key, "an async reply was being sent when the last process stopped; not sent again");
+        let event = wca_core::Event::outbound_failed(
+            &entry.reply.key,
+            &entry.reply.openid,
+            "text",
+            Failure::Retry,
+            "interrupted",
+            0,
+            clock.now(),
+        );
+        let _ = events.emit(&[event]).await;
+    }
 }

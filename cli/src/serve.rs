@@ -167,7 +167,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Events are counted in the store before the message is acknowledged
     // (the store's group commit makes that one fsync for many messages),
     // so a crash loses no count; the sink counts refused requests.
-    let sink = CountingSink::new(Arc::new(store.clone()), settings.timezone.clone());
+    let sink: Arc<dyn wca_core::EventSink> = Arc::new(CountingSink::new(
+        Arc::new(store.clone()),
+        settings.timezone.clone(),
+    ));
+    let async_replies =
+        crate::outbound::async_replies(&store, &settings.callback.app_id, sink.clone())?;
     // Everything a message produces is written in one transaction: after
     // a crash it is fully processed or not at all.
     let commit = store.message_commit(settings.timezone.clone());
@@ -181,13 +186,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ports = Ports {
         archive: Arc::new(store.clone()),
         dedup: Arc::new(store.clone()),
-        events: Arc::new(sink),
+        events: sink,
         clock,
         conversations: Arc::new(store),
         shop,
         commit: Some(Arc::new(commit)),
     };
-    let hook = Webhook::new(settings, ports);
+    let mut hook = Webhook::new(settings, ports);
+    let mut sender = None;
+    if let Some((replies, task)) = async_replies {
+        hook = hook.with_async_replies(replies);
+        sender = Some(task);
+    }
     // A write that failed on I/O (a full disk) leaves redb refusing every
     // later write until the file is reopened: stop, so that a supervisor
     // restarts wca serve, instead of answering 500 forever.
@@ -223,6 +233,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(hook);
     retention.abort();
+    if let Some(sender) = sender {
+        sender.abort();
+    }
     if let Ok(why) = broken.try_recv() {
         anyhow::bail!(
             "stopped because the store can no longer write ({why}); free the disk or fix the device, then start wca serve again (a supervisor such as systemd restarts it by itself)"

@@ -17,6 +17,9 @@ pub fn wca() -> Command {
         "WECHAT_APP_ID",
         "WECHAT_AES_KEY",
         "WCA_CONFIG",
+        "WCA_REPLY_MODE",
+        "WECHAT_API_BASE",
+        "WECHAT_APP_SECRET",
     ] {
         cmd.env_remove(var);
     }

@@ -235,6 +235,16 @@ pub struct Ports {
     pub commit: Option<Arc<dyn MessageCommit>>,
 }
 
+/// Async replies (`WCA_REPLY_MODE=async`): WeChat gets `success` at once,
+/// and the reply goes into the outbox, written with the message, for a
+/// sender to deliver through the customer-service API.
+pub struct AsyncReplies {
+    /// Each user's window for messages we start: every message opens one.
+    pub contacts: Arc<dyn wca_core::ContactWindows>,
+    /// Woken after each commit that put a reply in the outbox.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
 /// The webhook: settings plus ports.
 #[derive(Clone)]
 pub struct Webhook {
@@ -245,6 +255,7 @@ pub struct Webhook {
     turns: Arc<Turns>,
     in_flight: Arc<InFlight>,
     refusals: Arc<Refusals>,
+    async_replies: Option<Arc<AsyncReplies>>,
 }
 
 impl Webhook {
@@ -279,7 +290,16 @@ impl Webhook {
             turns: Arc::default(),
             in_flight: Arc::default(),
             refusals: Arc::default(),
+            async_replies: None,
         }
+    }
+
+    /// Answers `success` and leaves each reply in the outbox instead of
+    /// replying passively. The commit must write the outbox (`wca
+    /// serve`'s redb commit does).
+    pub fn with_async_replies(mut self, replies: AsyncReplies) -> Self {
+        self.async_replies = Some(Arc::new(replies));
+        self
     }
 
     /// POST, processed in a task of its own that runs to the end even when
@@ -460,6 +480,13 @@ impl Webhook {
         // decides on the conversation the first left, instead of both
         // deciding on the same one and all but one starting over.
         let _turn = self.turns.lock(&inbound.from_user_name).await;
+        if let Some(replies) = &self.async_replies {
+            replies
+                .contacts
+                .touch(&inbound.from_user_name, now)
+                .await
+                .map_err(|e| ("window", e))?;
+        }
         for attempt in 0..COMMIT_ATTEMPTS {
             if attempt > 0 {
                 let jitter = rand::rng().random_range(0..=25u64 << attempt);
@@ -479,6 +506,7 @@ impl Webhook {
                 .await
                 .map_err(|e| ("dialog", e))?;
             let body = match outcome.reply.as_ref().map(Reply::from) {
+                Some(_) if self.async_replies.is_some() => SUCCESS.to_owned(),
                 Some(reply) => {
                     let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);
                     self.settings.callback.seal_reply(opened, &xml, now)
@@ -505,9 +533,13 @@ impl Webhook {
                 result_ttl_secs: self.settings.dedup_ttl_secs,
                 reply,
                 now,
+                outbox: self.async_replies.is_some(),
             };
             match self.commit.commit(&writes).await {
                 Ok(Committed::Done) => {
+                    if let Some(replies) = &self.async_replies {
+                        replies.wake.notify_one();
+                    }
                     tracing::info!(msg_key = %key, kind = %message.msg_type, route = %outcome.route, "message handled");
                     return Ok(WebhookResponse::from_stored(body));
                 }

@@ -36,7 +36,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-pub use handler::{Ports, REFUSAL_WINDOW_SECS, Webhook, WebhookResponse};
+pub use handler::{AsyncReplies, Ports, REFUSAL_WINDOW_SECS, Webhook, WebhookResponse};
 use wca_wechat::callback::Query as WxQuery;
 
 /// The path WeChat is pointed at.

@@ -61,6 +61,10 @@ pub struct MessageWrites {
     pub reply: Option<ArchivedReply>,
     /// When the message was processed.
     pub now: i64,
+    /// Async replies: the reply also goes into the outbox, to be sent
+    /// through the customer-service API ([`crate::outbound::Outbox`]),
+    /// in the same transaction as everything else.
+    pub outbox: bool,
 }
 
 /// How a [`MessageCommit::commit`] ended.
@@ -109,6 +113,11 @@ pub struct SequentialCommit {
 #[async_trait]
 impl MessageCommit for SequentialCommit {
     async fn commit(&self, writes: &MessageWrites) -> Result<Committed, PortError> {
+        if writes.outbox && writes.reply.is_some() {
+            return Err(PortError::Rejected(
+                "async replies need a commit with an outbox (wca serve's redb store)".to_owned(),
+            ));
+        }
         self.archive.put(&writes.message).await?;
         for conversation in &writes.conversations {
             let stored = self
@@ -330,6 +339,7 @@ mod tests {
                 expires_at: now + 3600,
             }),
             now,
+            outbox: false,
         }
     }
 

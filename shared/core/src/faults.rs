@@ -748,6 +748,7 @@ mod tests {
             result_ttl_secs: 60,
             reply: None,
             now: 1_700_000_000,
+            outbox: false,
         };
         assert!(faulty.commit(&writes).await.is_err());
         assert_eq!(archive.len(), 1);

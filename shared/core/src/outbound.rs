@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::{Clock, Event, EventSink, PortError};
+use crate::{ArchivedReply, Clock, Event, EventSink, Outgoing, PortError};
 
 /// A customer-service message (`message/custom/send`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -626,11 +626,15 @@ impl Breaker {
             BreakerState::Open if now >= self.open_until => {
                 self.state = BreakerState::HalfOpen;
                 self.probing = true;
+                self.open_until = now + self.config.open_for;
                 (Ok(()), Some(BreakerState::HalfOpen))
             }
             BreakerState::Open => (Err(self.open_until - now), None),
-            BreakerState::HalfOpen if !self.probing => {
+            // A probe whose result never came (its caller gave up) does not
+            // hold the breaker half-open for ever: after `open_for`, another.
+            BreakerState::HalfOpen if !self.probing || now >= self.open_until => {
                 self.probing = true;
+                self.open_until = now + self.config.open_for;
                 (Ok(()), None)
             }
             BreakerState::HalfOpen => (Err(self.config.open_for / 10), None),
@@ -794,15 +798,20 @@ impl Outbound {
                 self.publish(event).await;
             }
             Err(error) => {
-                match error.code() {
+                // A store that fails here must not hide WeChat's answer:
+                // the caller acts on that (retry or give up).
+                let recorded = match error.code() {
                     45015 | 43004 | 40003 => {
                         self.contacts
                             .undeliverable(openid, window, error.code())
-                            .await?;
+                            .await
                     }
                     // WeChat counted it: it is spent on its side.
-                    45047 => {}
-                    _ => self.contacts.give_back(openid, window).await?,
+                    45047 => Ok(()),
+                    _ => self.contacts.give_back(openid, window).await,
+                };
+                if let Err(e) = recorded {
+                    tracing::warn!(error = %e, "could not record an outbound failure in the window store");
                 }
                 self.record_failure(openid, msg.kind(), reference, error)
                     .await;
@@ -896,6 +905,98 @@ impl Outbound {
     fn lock_breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
         self.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A reply waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Its place: entries are sent in the order of their ids.
+    pub id: String,
+    /// The reply, as archived.
+    pub reply: ArchivedReply,
+}
+
+/// Replies of async mode waiting to go out through the customer-service
+/// API. A reply is written here in the same transaction as the message it
+/// answers; it is claimed before it is sent, so that a reply is never
+/// sent twice (a process that dies while sending leaves it claimed, and
+/// it is reported as interrupted, not sent again).
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Up to `limit` unclaimed entries, oldest first.
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, PortError>;
+    /// Claims entry `id` before sending it; `false` when it is not there
+    /// or already claimed.
+    async fn claim(&self, id: &str) -> Result<bool, PortError>;
+    /// Puts a claimed entry back: it was certainly not sent.
+    async fn release(&self, id: &str) -> Result<(), PortError>;
+    /// Removes entry `id`: sent, or given up.
+    async fn finish(&self, id: &str) -> Result<(), PortError>;
+    /// At start: removes and returns the entries a previous process
+    /// claimed and never finished (whether WeChat got them is unknown).
+    async fn take_interrupted(&self) -> Result<Vec<OutboxEntry>, PortError>;
+}
+
+/// What one [`send_outbox`] round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxRound {
+    /// Sent.
+    pub sent: usize,
+    /// Given up for good (refused, or a reply the API cannot carry).
+    pub dropped: usize,
+    /// Left for a later round (WeChat busy, breaker open).
+    pub waiting: usize,
+}
+
+/// Sends what the outbox holds, oldest first, through `outbound`: each
+/// entry is claimed, sent, then finished; one the API could not take now
+/// goes back, and so do the later entries of the same user, so each
+/// user's replies keep their order.
+pub async fn send_outbox(
+    outbox: &dyn Outbox,
+    outbound: &Outbound,
+    limit: usize,
+) -> Result<OutboxRound, PortError> {
+    let mut round = OutboxRound::default();
+    let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for entry in outbox.pending(limit).await? {
+        let openid = entry.reply.openid.clone();
+        if held.contains(&openid) {
+            round.waiting += 1;
+            continue;
+        }
+        if !outbox.claim(&entry.id).await? {
+            continue;
+        }
+        let content = match &entry.reply.reply {
+            Outgoing::Text { content } => content.clone(),
+            // A hand-over exists only as a passive reply.
+            Outgoing::TransferToAgent { .. } => {
+                tracing::info!(msg_key = %entry.reply.key, "a hand-over has no customer-service message; not sent");
+                outbox.finish(&entry.id).await?;
+                round.dropped += 1;
+                continue;
+            }
+        };
+        let msg = CustomMessage::Text { content };
+        match outbound.send_custom(&openid, &msg, &entry.reply.key).await {
+            Ok(()) => {
+                outbox.finish(&entry.id).await?;
+                round.sent += 1;
+            }
+            Err(e) if e.failure() == Failure::Retry => {
+                outbox.release(&entry.id).await?;
+                held.insert(openid);
+                round.waiting += 1;
+            }
+            Err(e) => {
+                tracing::warn!(msg_key = %entry.reply.key, error = %e, "async reply not sent");
+                outbox.finish(&entry.id).await?;
+                round.dropped += 1;
+            }
+        }
+    }
+    Ok(round)
 }
 
 #[cfg(test)]
@@ -1003,6 +1104,23 @@ mod tests {
             opened,
             Some((9, Some(BreakerState::Open))),
             "half of 10 calls failed, never two in a row"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_does_not_hold_the_breaker_half_open_for_ever() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(quick(), t0);
+        for _ in 0..3 {
+            b.record(t0, false);
+        }
+        let probe_at = t0 + Duration::from_secs(5);
+        assert!(b.allow(probe_at).0.is_ok(), "the probe goes, and is lost");
+        assert!(b.allow(probe_at + Duration::from_secs(1)).0.is_err());
+        assert_eq!(
+            b.allow(probe_at + Duration::from_secs(5)).0,
+            Ok(()),
+            "another probe after open_for"
         );
     }
 

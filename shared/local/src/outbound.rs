@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use wca_core::outbound::{give_back_in, reserve_in, touch_in, undeliverable_in};
 use wca_core::{
-    CachedToken, ContactWindow, ContactWindows, PortError, Reserved, TokenStore, WindowRules,
+    ArchivedReply, CachedToken, ContactWindow, ContactWindows, Outbox, OutboxEntry, PortError,
+    Reserved, TokenStore, WindowRules,
 };
 
 use crate::LocalError;
@@ -16,6 +17,27 @@ pub(crate) const TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new
 /// OpenID → the user's [`ContactWindow`], as JSON.
 pub(crate) const CONTACTS: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("contact_windows");
+
+/// Outbox entry id (`{time}#{message key}`, the time as 16 hex digits of
+/// its sign-flipped bits, so ids sort as times do) → the reply as JSON,
+/// with whether it is claimed.
+pub(crate) const OUTBOX: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("outbox");
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OutboxRow {
+    claimed: bool,
+    reply: ArchivedReply,
+}
+
+/// The id and row of a new outbox entry for `reply`.
+pub(crate) fn outbox_row(reply: &ArchivedReply) -> Result<(String, Vec<u8>), PortError> {
+    let order = (reply.sent_at as u64) ^ (1 << 63);
+    let row = OutboxRow {
+        claimed: false,
+        reply: reply.clone(),
+    };
+    Ok((format!("{order:016x}#{}", reply.key), encode(&row)?))
+}
 
 fn decode<T: serde::de::DeserializeOwned>(
     table: &'static str,
@@ -123,6 +145,107 @@ impl ContactWindows for RedbStore {
     }
 }
 
+/// Removes `openid`'s contact window and outbox entries (personal data
+/// on request); `true` when something was removed.
+pub(crate) fn erase_user_outbound(
+    txn: &WriteTransaction,
+    openid: &str,
+) -> Result<bool, LocalError> {
+    let mut changed = txn.open_table(CONTACTS)?.remove(openid)?.is_some();
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let mut theirs = Vec::new();
+    for row in outbox.iter()? {
+        let (id, value) = row?;
+        let row: OutboxRow = decode("outbox", value.value())?;
+        if row.reply.openid == openid {
+            theirs.push(id.value().to_owned());
+        }
+    }
+    for id in theirs {
+        outbox.remove(id.as_str())?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+impl RedbStore {
+    /// Sets entry `id`'s claim from `from` to `to`; `false` when the entry
+    /// is missing or its claim is not `from`.
+    async fn set_claim(&self, id: &str, from: bool, to: bool) -> Result<bool, PortError> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(OUTBOX)?;
+            let row: Option<OutboxRow> = table
+                .get(id.as_str())?
+                .map(|v| decode("outbox", v.value()))
+                .transpose()?;
+            match row {
+                Some(mut row) if row.claimed == from => {
+                    row.claimed = to;
+                    table.insert(id.as_str(), encode(&row)?.as_slice())?;
+                    Ok((true, true))
+                }
+                _ => Ok((false, false)),
+            }
+        })
+        .await
+    }
+
+    fn outbox_rows(&self, claimed: bool, limit: usize) -> Result<Vec<OutboxEntry>, PortError> {
+        self.read_one(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(OUTBOX)?;
+            let mut found = Vec::new();
+            for row in table.iter()? {
+                let (id, value) = row?;
+                let row: OutboxRow = decode("outbox", value.value())?;
+                if row.claimed == claimed {
+                    found.push(OutboxEntry {
+                        id: id.value().to_owned(),
+                        reply: row.reply,
+                    });
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(found)
+        })
+    }
+}
+
+#[async_trait]
+impl Outbox for RedbStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, PortError> {
+        self.outbox_rows(false, limit)
+    }
+
+    async fn claim(&self, id: &str) -> Result<bool, PortError> {
+        self.set_claim(id, false, true).await
+    }
+
+    async fn release(&self, id: &str) -> Result<(), PortError> {
+        self.set_claim(id, true, false).await.map(drop)
+    }
+
+    async fn finish(&self, id: &str) -> Result<(), PortError> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            let removed = txn.open_table(OUTBOX)?.remove(id.as_str())?.is_some();
+            Ok(((), removed))
+        })
+        .await
+    }
+
+    async fn take_interrupted(&self) -> Result<Vec<OutboxEntry>, PortError> {
+        let stuck = self.outbox_rows(true, usize::MAX)?;
+        for entry in &stuck {
+            self.finish(&entry.id).await?;
+        }
+        Ok(stuck)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -145,6 +268,91 @@ mod tests {
     async fn redb_keeps_the_window_and_budget_contract() {
         let (_dir, store) = fresh();
         wca_core::contract::contact_windows(Arc::new(store)).await;
+    }
+
+    fn reply(key: &str, openid: &str, at: i64) -> ArchivedReply {
+        ArchivedReply {
+            key: key.into(),
+            openid: openid.into(),
+            sent_at: at,
+            reply: wca_core::Outgoing::text("好的"),
+            route: "rule".into(),
+            expires_at: at + 3600,
+        }
+    }
+
+    async fn put(store: &RedbStore, r: &ArchivedReply) {
+        let (id, row) = outbox_row(r).expect("row");
+        store
+            .write(move |txn| {
+                txn.open_table(OUTBOX)?
+                    .insert(id.as_str(), row.as_slice())?;
+                Ok(((), true))
+            })
+            .await
+            .expect("insert");
+    }
+
+    #[tokio::test]
+    async fn the_outbox_gives_entries_oldest_first_and_a_claimed_entry_only_once() {
+        let (_dir, store) = fresh();
+        put(&store, &reply("msg:2", "oA", 1_700_000_002)).await;
+        put(&store, &reply("msg:1", "oA", 1_700_000_001)).await;
+        let pending = store.pending(10).await.expect("pending");
+        let keys: Vec<_> = pending.iter().map(|e| e.reply.key.as_str()).collect();
+        assert_eq!(keys, ["msg:1", "msg:2"]);
+        assert!(store.claim(&pending[0].id).await.expect("claim"));
+        assert!(!store.claim(&pending[0].id).await.expect("claim"), "once");
+        assert_eq!(store.pending(10).await.expect("pending").len(), 1);
+        store.release(&pending[0].id).await.expect("release");
+        assert_eq!(store.pending(10).await.expect("pending").len(), 2);
+        store.finish(&pending[1].id).await.expect("finish");
+        assert_eq!(store.pending(10).await.expect("pending").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_entry_claimed_by_a_process_that_died_is_reported_not_sent_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wca.redb");
+        {
+            let store = RedbStore::open(&path).expect("open");
+            put(&store, &reply("msg:1", "oA", 1)).await;
+            put(&store, &reply("msg:2", "oB", 2)).await;
+            let first = store.pending(1).await.expect("pending").remove(0);
+            assert!(store.claim(&first.id).await.expect("claim"));
+        }
+        let store = RedbStore::open(&path).expect("reopen");
+        let stuck = store.take_interrupted().await.expect("interrupted");
+        assert_eq!(stuck.len(), 1);
+        assert_eq!(stuck[0].reply.key, "msg:1");
+        let left = store.pending(10).await.expect("pending");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].reply.key, "msg:2");
+    }
+
+    #[tokio::test]
+    async fn erasing_a_user_removes_their_window_and_unsent_replies_only() {
+        use wca_core::UserData;
+        let (_dir, store) = fresh();
+        store.touch("oGone", 1).await.expect("touch");
+        store.touch("oStays", 1).await.expect("touch");
+        put(&store, &reply("msg:1", "oGone", 1)).await;
+        put(&store, &reply("msg:2", "oStays", 2)).await;
+        let gone = wca_core::OpenId::parse("oGone").expect("openid");
+        store.erase(&gone).await.expect("erase");
+        assert_eq!(
+            ContactWindows::get(&store, "oGone").await.expect("get"),
+            None
+        );
+        assert!(
+            ContactWindows::get(&store, "oStays")
+                .await
+                .expect("get")
+                .is_some()
+        );
+        let left = store.pending(10).await.expect("pending");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].reply.openid, "oStays");
     }
 
     #[tokio::test]

@@ -387,6 +387,7 @@ impl RedbStore {
         txn.open_table(CONVERSATIONS)?;
         txn.open_table(crate::outbound::TOKENS)?;
         txn.open_table(crate::outbound::CONTACTS)?;
+        txn.open_table(crate::outbound::OUTBOX)?;
         for index in [
             ARCHIVE_EXPIRY,
             REPLY_EXPIRY,
@@ -1231,6 +1232,10 @@ impl MessageCommit for RedbCommit {
             result: writes.result.clone(),
             until: writes.now.saturating_add(writes.result_ttl_secs),
         };
+        let outbox = match (&writes.reply, writes.outbox) {
+            (Some(r), true) => Some(crate::outbound::outbox_row(r)?),
+            _ => None,
+        };
         let committed = self
             .store
             .write(move |txn| {
@@ -1270,6 +1275,10 @@ impl MessageCommit for RedbCommit {
                         *expires_at,
                         row.as_deref(),
                     )?;
+                }
+                if let Some((id, row)) = &outbox {
+                    txn.open_table(crate::outbound::OUTBOX)?
+                        .insert(id.as_str(), row.as_slice())?;
                 }
                 Ok((Committed::Done, true))
             })
@@ -1374,6 +1383,9 @@ fn erase_user(
         changed = true;
         keys.insert(key);
     }
+
+    // The window for messages we start, and replies still to be sent.
+    changed |= crate::outbound::erase_user_outbound(txn, openid.as_str())?;
 
     let conversation = txn
         .open_table(CONVERSATIONS)?
@@ -1835,6 +1847,7 @@ mod tests {
                 expires_at: 2_000_000_000,
             }),
             now,
+            outbox: false,
         }
     }
 

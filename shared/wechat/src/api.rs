@@ -119,6 +119,8 @@ impl HttpWeChatApi {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .pool_max_idle_per_host(64)
+            // A redirect would carry the token in its URL to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Network(e.without_url().to_string()))?;
         Ok(Self {
@@ -215,8 +217,11 @@ impl HttpWeChatApi {
             token: token.to_owned(),
             expires_at: self.clock.now() + expires_in,
         };
-        self.tokens.put(&self.config.app_id, &cached).await?;
-        *lock(&self.cached) = Some(cached);
+        *lock(&self.cached) = Some(cached.clone());
+        // The token is good even if it cannot be shared: keep using it.
+        if let Err(e) = self.tokens.put(&self.config.app_id, &cached).await {
+            tracing::warn!(error = %e, "could not share the new access token");
+        }
         tracing::info!(force, expires_in, "fetched a WeChat access token");
         Ok(token.to_owned())
     }
@@ -269,7 +274,17 @@ impl HttpWeChatApi {
                     "WeChat refused the access token; replacing it"
                 );
                 let token = self.replace(&token).await?;
-                self.call_with(get, path, body, &token).await
+                match self.call_with(get, path, body, &token).await {
+                    // Refused again (another instance replaced it in
+                    // between): not permanent, try again later.
+                    Err(again) if again.failure() == Failure::RefreshToken => {
+                        Err(ApiError::Network(format!(
+                            "WeChat refused a fresh access token too ({})",
+                            again.code()
+                        )))
+                    }
+                    other => other,
+                }
             }
             other => other,
         }

@@ -163,14 +163,20 @@ async fn a_wrong_app_secret_is_a_config_error_that_never_shows_the_secret() {
 #[tokio::test]
 async fn a_network_error_names_no_url_so_the_token_cannot_leak() {
     let (_fake, base) = fake().await;
-    let api = client(&base, Arc::new(MemoryTokenStore::default()));
-    let token = api.token().await.expect("token");
-    // Nothing listens on port 9 of loopback.
-    let cut = client("http://127.0.0.1:9", Arc::new(MemoryTokenStore::default()));
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::default());
+    let token = client(&base, Arc::clone(&shared))
+        .token()
+        .await
+        .expect("token");
+    // The same token, shared, so the failing call carries it in its URL;
+    // nothing listens on port 9 of loopback.
+    let cut = client("http://127.0.0.1:9", shared);
     let err = cut.send_custom("oA", &text("x")).await.expect_err("down");
+    assert_eq!(cut.token_counts().fetched, 0, "the shared token was used");
     assert_eq!(err.failure(), Failure::Retry);
     assert!(!err.to_string().contains("access_token"), "{err}");
-    assert!(!err.to_string().contains(&token));
+    assert!(!err.to_string().contains(&token), "{err}");
+    assert!(!format!("{err:?}").contains(&token));
 }
 
 #[tokio::test]
@@ -315,13 +321,14 @@ async fn the_sixth_message_after_one_user_message_is_refused_without_calling_wec
 }
 
 #[tokio::test]
-async fn errors_45015_and_45047_are_recorded_per_user_as_undeliverable_and_never_retried() {
+async fn errors_45015_and_45047_are_recorded_per_user_and_never_retried() {
     let rig = rig(OutboundPolicy::default()).await;
     // WeChat and our record disagree: our record says the window is open,
     // WeChat says it is not (the user wrote through another instance's
     // view, or the clocks differ). WeChat wins, once.
     rig.fake.add_follower("oLate", &[]);
     rig.windows.touch("oLate", now()).await.expect("touch");
+    let before = rig.fake.stats().api_calls;
     let err = rig
         .outbound
         .send_custom("oLate", &text("您好"), "t:1")
@@ -330,6 +337,7 @@ async fn errors_45015_and_45047_are_recorded_per_user_as_undeliverable_and_never
     assert_eq!(err.code(), 45015);
     assert_eq!(err.failure(), Failure::Recipient);
     let calls = rig.fake.stats().api_calls;
+    assert_eq!(calls, before + 1, "45015 was not retried");
     let again = rig
         .outbound
         .send_custom("oLate", &text("您好"), "t:2")
