@@ -21,7 +21,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::{ArchivedReply, Clock, Event, EventSink, Outgoing, PortError};
+use crate::{
+    ArchivedReply, Clock, ComplianceWord, Direction, Event, EventSink, MessageArchive, Outgoing,
+    PortError,
+};
 
 /// A customer-service message (`message/custom/send`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +212,11 @@ pub enum Refusal {
     /// The access token was refreshed by force too often today (WeChat
     /// allows 20 a day).
     ForcedRefreshesSpent,
+    /// The sensitive-word filter blocked the text.
+    Blocked {
+        /// The dictionary entries hit.
+        words: Vec<String>,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -235,6 +243,11 @@ impl fmt::Display for Refusal {
             Refusal::ForcedRefreshesSpent => {
                 f.write_str("the access token was refreshed by force too often today")
             }
+            Refusal::Blocked { words } => write!(
+                f,
+                "blocked by the sensitive-word filter ({})",
+                words.join(", ")
+            ),
         }
     }
 }
@@ -248,6 +261,7 @@ impl Refusal {
             Refusal::Undeliverable { .. } => "undeliverable",
             Refusal::CircuitOpen { .. } => "circuit_open",
             Refusal::ForcedRefreshesSpent => "forced_refreshes_spent",
+            Refusal::Blocked { .. } => "blocked",
         }
     }
 }
@@ -286,6 +300,7 @@ impl ApiError {
             ApiError::Network(_) | ApiError::BadResponse(_) | ApiError::Store(_) => Failure::Retry,
             ApiError::Refused(Refusal::CircuitOpen { .. }) => Failure::Retry,
             ApiError::Refused(Refusal::ForcedRefreshesSpent) => Failure::Config,
+            ApiError::Refused(Refusal::Blocked { .. }) => Failure::Rejected,
             ApiError::Refused(_) => Failure::Recipient,
         }
     }
@@ -352,6 +367,24 @@ pub trait TokenStore: Send + Sync {
     async fn get(&self, app_id: &str) -> Result<Option<CachedToken>, PortError>;
     /// Caches `token` for `app_id`, replacing what was there.
     async fn put(&self, app_id: &str, token: &CachedToken) -> Result<(), PortError>;
+}
+
+/// What the sensitive-word filter says about a text we are about to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screened {
+    /// The strictest action of the hits: `block`, `mask` or `flag`.
+    pub action: String,
+    /// The text with the hits masked.
+    pub masked: String,
+    /// The hits.
+    pub hits: Vec<ComplianceWord>,
+}
+
+/// The compliance screen of messages we start, as of passive replies:
+/// `wca_filter::Filter` implements it.
+pub trait OutboundScreen: Send + Sync {
+    /// `None` when `text` is clean.
+    fn screen(&self, text: &str) -> Option<Screened>;
 }
 
 /// What is known of a user's window for messages we start.
@@ -733,6 +766,8 @@ pub struct Outbound {
     policy: OutboundPolicy,
     limit: RateLimit,
     breaker: Mutex<Breaker>,
+    screen: Option<Arc<dyn OutboundScreen>>,
+    archive: Option<(Arc<dyn MessageArchive>, i64)>,
 }
 
 impl Outbound {
@@ -753,7 +788,63 @@ impl Outbound {
             limit: RateLimit::new(policy.per_sec, policy.per_sec.div_ceil(10)),
             breaker: Mutex::new(Breaker::new(policy.breaker, Instant::now())),
             policy,
+            screen: None,
+            archive: None,
         }
+    }
+
+    /// Screens every text with `screen` before sending: a blocked text is
+    /// not sent, a masked one goes out masked, and each hit is a
+    /// `ComplianceHit` event (direction outbound), as for passive replies.
+    pub fn with_screen(mut self, screen: Arc<dyn OutboundScreen>) -> Self {
+        self.screen = Some(screen);
+        self
+    }
+
+    /// Archives every message sent in `archive` (key: the send's
+    /// reference), kept `retention_secs`, so that a user's history holds
+    /// what we started too.
+    pub fn with_archive(mut self, archive: Arc<dyn MessageArchive>, retention_secs: i64) -> Self {
+        self.archive = Some((archive, retention_secs));
+        self
+    }
+
+    /// The screen's verdict on `msg`: the message to send, or why not.
+    async fn screened(
+        &self,
+        openid: &str,
+        msg: &CustomMessage,
+        reference: &str,
+    ) -> Result<CustomMessage, ApiError> {
+        let (Some(screen), Some(text)) = (&self.screen, msg.text()) else {
+            return Ok(msg.clone());
+        };
+        let Some(verdict) = screen.screen(&text) else {
+            return Ok(msg.clone());
+        };
+        let (outcome, send) = match (verdict.action.as_str(), msg) {
+            ("mask", CustomMessage::Text { .. }) => (
+                "masked",
+                Some(CustomMessage::Text {
+                    content: verdict.masked.clone(),
+                }),
+            ),
+            // A card's title cannot be masked in place: held back.
+            ("block" | "mask", _) => ("blocked", None),
+            _ => ("flagged", Some(msg.clone())),
+        };
+        let words: Vec<String> = verdict.hits.iter().map(|h| h.word.clone()).collect();
+        let event = Event::compliance_hit(
+            reference,
+            openid,
+            Direction::Outbound,
+            &verdict.action,
+            outcome,
+            verdict.hits,
+            self.clock.now(),
+        );
+        self.publish(event).await;
+        send.ok_or(ApiError::Refused(Refusal::Blocked { words }))
     }
 
     /// The breaker's state.
@@ -774,6 +865,15 @@ impl Outbound {
         msg: &CustomMessage,
         reference: &str,
     ) -> Result<(), ApiError> {
+        let msg = match self.screened(openid, msg, reference).await {
+            Ok(msg) => msg,
+            Err(error) => {
+                self.record_failure(openid, msg.kind(), reference, &error)
+                    .await;
+                return Err(error);
+            }
+        };
+        let msg = &msg;
         if let Err(retry_in) = self.peek_breaker() {
             return Err(ApiError::Refused(Refusal::CircuitOpen { retry_in }));
         }
@@ -794,7 +894,25 @@ impl Outbound {
         let result = self.call_with_retries(openid, msg).await;
         match &result {
             Ok(()) => {
-                let event = Event::outbound_sent(reference, openid, msg.kind(), self.clock.now());
+                let now = self.clock.now();
+                if let Some((archive, retention_secs)) = &self.archive {
+                    let entry = ArchivedReply {
+                        key: reference.to_owned(),
+                        openid: openid.to_owned(),
+                        sent_at: now,
+                        reply: Outgoing::text(
+                            msg.text().unwrap_or_else(|| format!("[{}]", msg.kind())),
+                        ),
+                        route: format!("outbound:{}", msg.kind()),
+                        expires_at: now.saturating_add(*retention_secs),
+                    };
+                    // Sent is sent: a failed archive write must not make
+                    // the caller send it again.
+                    if let Err(e) = archive.put_reply(&entry).await {
+                        tracing::error!(reference, error = %e, "a sent message could not be archived");
+                    }
+                }
+                let event = Event::outbound_sent(reference, openid, msg.kind(), now);
                 self.publish(event).await;
             }
             Err(error) => {

@@ -285,6 +285,20 @@ impl Verdict<'_> {
     }
 }
 
+/// The filter screens messages we start (customer-service messages,
+/// campaigns) as it screens passive replies.
+impl wca_core::OutboundScreen for Filter {
+    fn screen(&self, text: &str) -> Option<wca_core::outbound::Screened> {
+        let verdict = self.check(text);
+        let action = verdict.action()?;
+        Some(wca_core::outbound::Screened {
+            action: action.as_str().to_owned(),
+            masked: verdict.masked(text),
+            hits: verdict.compliance_words(),
+        })
+    }
+}
+
 /// The JSON shape of a check, shared by `wca filter`, the `filter`
 /// function and the compliance records. Stable: field names and meanings
 /// do not change.

@@ -507,3 +507,80 @@ async fn during_an_outage_the_breaker_stops_calls_and_every_message_goes_once_af
     assert_eq!(states.last(), Some(&BreakerState::Closed), "{states:?}");
     assert_eq!(rig.outbound.breaker_state(), BreakerState::Closed);
 }
+
+fn screen() -> Arc<wca_filter::Filter> {
+    let mut dict = wca_filter::Dictionary::new();
+    dict.add_deny(
+        "deny.tsv",
+        "稳赚不赔\tfraud\tblock\n加微信\tcontact\tmask\n",
+    )
+    .expect("deny");
+    Arc::new(dict.build().expect("filter"))
+}
+
+#[tokio::test]
+async fn a_blocked_text_is_not_sent_costs_no_budget_and_is_a_compliance_hit() {
+    let (fake, base) = fake().await;
+    let windows = Arc::new(MemoryContactWindows::default());
+    let events = Arc::new(MemoryEventSink::default());
+    let outbound = Outbound::new(
+        client(&base, Arc::new(MemoryTokenStore::default())),
+        windows.clone(),
+        events.clone(),
+        Arc::new(SystemClock),
+        OutboundPolicy::default(),
+    )
+    .with_screen(screen());
+    fake.interact("oA");
+    windows.touch("oA", now()).await.expect("touch");
+    let err = outbound
+        .send_custom("oA", &text("本产品保证稳 赚不赔"), "campaign:x:1")
+        .await
+        .expect_err("blocked");
+    assert!(
+        matches!(&err, ApiError::Refused(Refusal::Blocked { words }) if words == &["稳赚不赔"]),
+        "{err}"
+    );
+    assert_eq!(err.failure(), Failure::Rejected, "never retried");
+    assert_eq!(fake.stats().api_calls, 0, "WeChat never saw it");
+    assert_eq!(
+        windows.get("oA").await.expect("get").map(|w| w.sent),
+        Some(0)
+    );
+    assert!(events.take().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::ComplianceHit { outcome, direction, .. }
+            if outcome == "blocked" && *direction == wca_core::Direction::Outbound
+    )));
+}
+
+#[tokio::test]
+async fn a_masked_text_goes_out_masked_and_lands_in_the_users_history() {
+    let (fake, base) = fake().await;
+    let windows = Arc::new(MemoryContactWindows::default());
+    let archive = Arc::new(wca_core::memory::MemoryArchive::default());
+    let outbound = Outbound::new(
+        client(&base, Arc::new(MemoryTokenStore::default())),
+        windows.clone(),
+        Arc::new(MemoryEventSink::default()),
+        Arc::new(SystemClock),
+        OutboundPolicy::default(),
+    )
+    .with_screen(screen())
+    .with_archive(archive.clone(), 3600);
+    let user = "oMaskUser0000000000000001";
+    fake.interact(user);
+    windows.touch(user, now()).await.expect("touch");
+    outbound
+        .send_custom(user, &text("有问题加微信问我"), "notice:1")
+        .await
+        .expect("sent");
+    assert_eq!(fake.sent()[0].content, "有问题***问我");
+    let openid = wca_core::OpenId::parse(user).expect("openid");
+    let history = wca_core::MessageArchive::history(&*archive, &openid, 10, now())
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].text(), Some("有问题***问我"), "archived as sent");
+    assert_eq!(history[0].key(), "notice:1");
+}
