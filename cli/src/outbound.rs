@@ -244,7 +244,7 @@ pub fn async_replies(
     store: &wca_local::RedbStore,
     app_id: &str,
     events: Arc<dyn wca_core::EventSink>,
-) -> anyhow::Result<Option<(wca_webhook::AsyncReplies, tokio::task::JoinHandle<()>)>> {
+) -> anyhow::Result<Option<(wca_webhook::AsyncReplies, ReplySender)>> {
     let mode = std::env::var("WCA_REPLY_MODE").unwrap_or_default();
     match mode.trim() {
         "" | "passive" => return Ok(None),
@@ -273,12 +273,15 @@ pub fn async_replies(
         OutboundPolicy::default(),
     );
     let wake = Arc::new(tokio::sync::Notify::new());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let outbox = store.clone();
     let woken = wake.clone();
-    let sender = tokio::spawn(async move {
+    let stopping = stop.clone();
+    let task = tokio::spawn(async move {
         report_interrupted(&outbox, &*events, &*clock).await;
-        loop {
-            let waiting = match wca_core::outbound::send_outbox(&outbox, &outbound, 200).await {
+        // Small rounds, so that a stop waits for a few sends at most.
+        while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            let waiting = match wca_core::outbound::send_outbox(&outbox, &outbound, 20).await {
                 Ok(round) => {
                     if round.sent + round.dropped > 0 {
                         tracing::info!(
@@ -305,7 +308,34 @@ pub fn async_replies(
     });
     tracing::info!(base = %base, "async replies through the customer-service API");
     let contacts: Arc<dyn ContactWindows> = Arc::new(store.clone());
+    let sender = ReplySender {
+        task,
+        stop,
+        wake: wake.clone(),
+    };
     Ok(Some((wca_webhook::AsyncReplies { contacts, wake }, sender)))
+}
+
+/// The task that sends async replies.
+pub struct ReplySender {
+    task: tokio::task::JoinHandle<()>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl ReplySender {
+    /// Lets the round in progress finish (at most `within`), so that no
+    /// send is cut in the middle; what is left waits in the outbox for the
+    /// next start.
+    pub async fn stop(self, within: Duration) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(within, self.task).await.is_err() {
+            tracing::warn!("async replies still sending at shutdown; stopping them");
+            abort.abort();
+        }
+    }
 }
 
 /// Replies a previous process claimed and never finished: WeChat may or

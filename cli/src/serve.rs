@@ -234,7 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(hook);
     retention.abort();
     if let Some(sender) = sender {
-        sender.abort();
+        sender.stop(DRAIN_WITHIN).await;
     }
     if let Ok(why) = broken.try_recv() {
         anyhow::bail!(
