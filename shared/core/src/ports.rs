@@ -355,8 +355,9 @@ pub struct Erased {
     pub tickets: u64,
     /// Campaign claims.
     pub campaign_claims: u64,
-    /// Items of the user's that this version of wca does not know (a newer
-    /// version's), erased all the same.
+    /// Everything else of the user's: the window and unsent replies of
+    /// messages we start, and items this version of wca does not know (a
+    /// newer version's), erased all the same.
     pub other: u64,
 }
 

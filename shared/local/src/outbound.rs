@@ -146,12 +146,9 @@ impl ContactWindows for RedbStore {
 }
 
 /// Removes `openid`'s contact window and outbox entries (personal data
-/// on request); `true` when something was removed.
-pub(crate) fn erase_user_outbound(
-    txn: &WriteTransaction,
-    openid: &str,
-) -> Result<bool, LocalError> {
-    let mut changed = txn.open_table(CONTACTS)?.remove(openid)?.is_some();
+/// on request); returns how many records went.
+pub(crate) fn erase_user_outbound(txn: &WriteTransaction, openid: &str) -> Result<u64, LocalError> {
+    let mut removed = u64::from(txn.open_table(CONTACTS)?.remove(openid)?.is_some());
     let mut outbox = txn.open_table(OUTBOX)?;
     let mut theirs = Vec::new();
     for row in outbox.iter()? {
@@ -163,9 +160,9 @@ pub(crate) fn erase_user_outbound(
     }
     for id in theirs {
         outbox.remove(id.as_str())?;
-        changed = true;
+        removed += 1;
     }
-    Ok(changed)
+    Ok(removed)
 }
 
 impl RedbStore {
@@ -339,7 +336,8 @@ mod tests {
         put(&store, &reply("msg:1", "oGone", 1)).await;
         put(&store, &reply("msg:2", "oStays", 2)).await;
         let gone = wca_core::OpenId::parse("oGone").expect("openid");
-        store.erase(&gone).await.expect("erase");
+        let erased = store.erase(&gone).await.expect("erase");
+        assert_eq!(erased.other, 2, "the window and one unsent reply");
         assert_eq!(
             ContactWindows::get(&store, "oGone").await.expect("get"),
             None

@@ -1385,7 +1385,10 @@ fn erase_user(
     }
 
     // The window for messages we start, and replies still to be sent.
-    changed |= crate::outbound::erase_user_outbound(txn, openid.as_str())?;
+    // (counted as "other", as DynamoDB counts the window item).
+    let outbound = crate::outbound::erase_user_outbound(txn, openid.as_str())?;
+    erased.other += outbound;
+    changed |= outbound > 0;
 
     let conversation = txn
         .open_table(CONVERSATIONS)?

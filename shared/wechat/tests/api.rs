@@ -265,16 +265,21 @@ struct Rig {
 }
 
 async fn rig(policy: OutboundPolicy) -> Rig {
+    rig_with(policy, |outbound| outbound).await
+}
+
+/// [`rig`], with `dress` adding options to the sender.
+async fn rig_with(policy: OutboundPolicy, dress: impl FnOnce(Outbound) -> Outbound) -> Rig {
     let (fake, base) = fake().await;
     let windows = Arc::new(MemoryContactWindows::default());
     let events = Arc::new(MemoryEventSink::default());
-    let outbound = Outbound::new(
+    let outbound = dress(Outbound::new(
         client(&base, Arc::new(MemoryTokenStore::default())),
         windows.clone(),
         events.clone(),
         Arc::new(SystemClock),
         policy,
-    );
+    ));
     Rig {
         fake,
         windows,
@@ -520,20 +525,10 @@ fn screen() -> Arc<wca_filter::Filter> {
 
 #[tokio::test]
 async fn a_blocked_text_is_not_sent_costs_no_budget_and_is_a_compliance_hit() {
-    let (fake, base) = fake().await;
-    let windows = Arc::new(MemoryContactWindows::default());
-    let events = Arc::new(MemoryEventSink::default());
-    let outbound = Outbound::new(
-        client(&base, Arc::new(MemoryTokenStore::default())),
-        windows.clone(),
-        events.clone(),
-        Arc::new(SystemClock),
-        OutboundPolicy::default(),
-    )
-    .with_screen(screen());
-    fake.interact("oA");
-    windows.touch("oA", now()).await.expect("touch");
-    let err = outbound
+    let rig = rig_with(OutboundPolicy::default(), |o| o.with_screen(screen())).await;
+    user_writes(&rig, "oA").await;
+    let err = rig
+        .outbound
         .send_custom("oA", &text("本产品保证稳 赚不赔"), "campaign:x:1")
         .await
         .expect_err("blocked");
@@ -542,12 +537,12 @@ async fn a_blocked_text_is_not_sent_costs_no_budget_and_is_a_compliance_hit() {
         "{err}"
     );
     assert_eq!(err.failure(), Failure::Rejected, "never retried");
-    assert_eq!(fake.stats().api_calls, 0, "WeChat never saw it");
+    assert_eq!(rig.fake.stats().api_calls, 0, "WeChat never saw it");
     assert_eq!(
-        windows.get("oA").await.expect("get").map(|w| w.sent),
+        rig.windows.get("oA").await.expect("get").map(|w| w.sent),
         Some(0)
     );
-    assert!(events.take().iter().any(|e| matches!(
+    assert!(rig.events.take().iter().any(|e| matches!(
         &e.kind,
         EventKind::ComplianceHit { outcome, direction, .. }
             if outcome == "blocked" && *direction == wca_core::Direction::Outbound
@@ -556,26 +551,19 @@ async fn a_blocked_text_is_not_sent_costs_no_budget_and_is_a_compliance_hit() {
 
 #[tokio::test]
 async fn a_masked_text_goes_out_masked_and_lands_in_the_users_history() {
-    let (fake, base) = fake().await;
-    let windows = Arc::new(MemoryContactWindows::default());
     let archive = Arc::new(wca_core::memory::MemoryArchive::default());
-    let outbound = Outbound::new(
-        client(&base, Arc::new(MemoryTokenStore::default())),
-        windows.clone(),
-        Arc::new(MemoryEventSink::default()),
-        Arc::new(SystemClock),
-        OutboundPolicy::default(),
-    )
-    .with_screen(screen())
-    .with_archive(archive.clone(), 3600);
+    let kept = archive.clone();
+    let rig = rig_with(OutboundPolicy::default(), |o| {
+        o.with_screen(screen()).with_archive(kept, 3600)
+    })
+    .await;
     let user = "oMaskUser0000000000000001";
-    fake.interact(user);
-    windows.touch(user, now()).await.expect("touch");
-    outbound
+    user_writes(&rig, user).await;
+    rig.outbound
         .send_custom(user, &text("有问题加微信问我"), "notice:1")
         .await
         .expect("sent");
-    assert_eq!(fake.sent()[0].content, "有问题***问我");
+    assert_eq!(rig.fake.sent()[0].content, "有问题***问我");
     let openid = wca_core::OpenId::parse(user).expect("openid");
     let history = wca_core::MessageArchive::history(&*archive, &openid, 10, now())
         .await
