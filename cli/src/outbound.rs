@@ -313,7 +313,14 @@ pub fn async_replies(
         stop,
         wake: wake.clone(),
     };
-    Ok(Some((wca_webhook::AsyncReplies { contacts, wake }, sender)))
+    Ok(Some((
+        wca_webhook::AsyncReplies {
+            contacts,
+            wake,
+            queue: None,
+        },
+        sender,
+    )))
 }
 
 /// The task that sends async replies.

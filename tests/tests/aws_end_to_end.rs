@@ -5,35 +5,29 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
-use axum::{body::Body, http::Request};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 use wca_analytics::Analytics;
 use wca_aws::{
     DynamoDbStore, EventBridgeSink, Received, SqsEventQueue, stand_in_config, unique_name,
 };
-use wca_core::{Clock, Counters, EventLog, MessageArchive, SystemClock, analytics::day_hour};
+use wca_core::{Counters, EventLog, MessageArchive, SystemClock, analytics::day_hour};
 use wca_filter::{DictionaryFiles, ReloadingFilter};
 use wca_filter_fn::FilterService;
 use wca_webhook::{
     Ports, Webhook, router,
     settings::{FileSettings, Settings},
 };
-use wca_wechat::{AesKey, Token, client_side, reply};
+use wca_wechat::{AesKey, Token, reply};
 
 const TOKEN: &str = "e2eToken1234";
 const APP_ID: &str = "wxe2e0000000000001";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const OPENID: &str = "oE2EUser000000000000000001";
 
-fn endpoint() -> String {
-    wca_aws::stand_in_endpoint().expect(
-        "WCA_MOTO_ENDPOINT is not set: run the tests with infra/test.sh, which starts moto_server",
-    )
-}
+mod common;
+
+use common::{as_sqs_event, endpoint};
 
 struct Stack {
     config: aws_config::SdkConfig,
@@ -118,14 +112,6 @@ async fn stack() -> Stack {
     }
 }
 
-fn as_sqs_event(messages: &[Received]) -> SqsEvent {
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| serde_json::json!({"messageId": m.message_id, "body": m.body}))
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).expect("sqs event")
-}
-
 /// Receives until `n` messages arrived (or a few empty polls passed).
 async fn receive_n(queue: &SqsEventQueue, n: usize) -> Vec<Received> {
     let mut got = Vec::new();
@@ -141,41 +127,10 @@ async fn receive_n(queue: &SqsEventQueue, n: usize) -> Vec<Received> {
 /// Posts an encrypted text from `OPENID` to the webhook as WeChat would;
 /// returns the time it used, the message XML and the response body.
 async fn post_text(app: &axum::Router, msg_id: &str, content: &str) -> (i64, String, Vec<u8>) {
-    let now = SystemClock.now();
-    let token = Token::new(TOKEN).expect("token");
-    let key = AesKey::parse(AES_KEY).expect("key");
-    let inner = client_side::text_message_xml("gh_e2e", OPENID, now, msg_id, content);
-    let sealed = client_side::seal_request(
-        &token,
-        Some(&key),
-        APP_ID,
-        "gh_e2e",
-        OPENID,
-        &inner,
-        now,
-        "4242",
-        [9u8; 16],
-    );
-    let qs = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&sealed.query)
-        .finish();
-    let response = app
-        .clone()
-        .oneshot(
-            Request::post(format!("/wechat?{qs}"))
-                .body(Body::from(sealed.body))
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 200);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (now, inner, body.to_vec())
+    let (now, inner, status, body) =
+        common::post_text(app, (TOKEN, APP_ID, AES_KEY), OPENID, msg_id, content).await;
+    assert_eq!(status, 200);
+    (now, inner, body)
 }
 
 /// A webhook over the stack's DynamoDB table and bus.

@@ -32,18 +32,21 @@ use tokio::sync::Notify;
 use wca_converse::{Message, Pipeline};
 use wca_core::{
     ArchivedMessage, ArchivedReply, Begin, Clock, Committed, ConversationStore, Event, EventKind,
-    EventSink, IdempotencyStore, MessageArchive, MessageCommit, MessageWrites, OpenId, PortError,
-    SequentialCommit, StagedConversations,
+    EventSink, IdempotencyStore, MessageArchive, MessageCommit, MessageQueue, MessageWrites,
+    OpenId, PortError, SequentialCommit, StagedConversations,
 };
 use wca_dialog::{Input, Shop};
 use wca_wechat::{
-    InboundBody, WechatError,
+    Inbound, InboundBody, WechatError,
     callback::{OpenedRequest, Query},
     reply::Reply,
     xml::Event as WxEvent,
 };
 
 use crate::settings::Settings;
+
+mod respond;
+pub use respond::{RESPOND_RECORD_SECS, RespondError, Responded};
 
 /// What WeChat accepts as "received, no reply".
 pub const SUCCESS: &str = "success";
@@ -243,6 +246,10 @@ pub struct AsyncReplies {
     pub contacts: Arc<dyn wca_core::ContactWindows>,
     /// Woken after each commit that put a reply in the outbox.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Where messages go for a responder to answer (Lambda: SQS FIFO);
+    /// `None`: the webhook decides, and the reply goes into the outbox of
+    /// its commit (`wca serve`).
+    pub queue: Option<Arc<dyn MessageQueue>>,
 }
 
 /// The webhook: settings plus ports.
@@ -464,6 +471,71 @@ impl Webhook {
         let inbound = &opened.inbound;
         let now = message.received_at;
         let key = message.key.as_str();
+        let Some(replies) = &self.async_replies else {
+            let (body, _) = self
+                .decide_and_commit(inbound, message, key, Some(opened), false)
+                .await?;
+            return Ok(WebhookResponse::from_stored(body));
+        };
+        // Every message opens the user's window for messages we start.
+        replies
+            .contacts
+            .touch(&inbound.from_user_name, now)
+            .await
+            .map_err(|e| ("window", e))?;
+        if let Some(queue) = &replies.queue {
+            return self.enqueue(queue.as_ref(), message).await;
+        }
+        let (body, _) = self
+            .decide_and_commit(inbound, message, key, None, true)
+            .await?;
+        replies.wake.notify_one();
+        Ok(WebhookResponse::from_stored(body))
+    }
+
+    /// Async replies through a queue (Lambda): the message is archived and
+    /// queued for the responder, then `success` is recorded for WeChat's
+    /// retries. A failure before the record makes WeChat retry, and the
+    /// queue drops the second copy of a key.
+    async fn enqueue(
+        &self,
+        queue: &dyn MessageQueue,
+        message: &ArchivedMessage,
+    ) -> Result<WebhookResponse, (&'static str, PortError)> {
+        self.ports
+            .archive
+            .put(message)
+            .await
+            .map_err(|e| ("archive", e))?;
+        queue.enqueue(message).await.map_err(|e| ("queue", e))?;
+        self.ports
+            .dedup
+            .complete(
+                &message.key,
+                SUCCESS,
+                message.received_at,
+                self.settings.dedup_ttl_secs,
+            )
+            .await
+            .map_err(|e| ("dedup", e))?;
+        tracing::info!(msg_key = %message.key, kind = %message.msg_type, "message queued for the responder");
+        Ok(WebhookResponse::from_stored(SUCCESS.to_owned()))
+    }
+
+    /// Runs the pipeline on `inbound` and commits what it produced, the
+    /// result recorded under `dedup_key`. With `seal`, the body is the
+    /// reply sealed for a passive answer; without, `success`. `outbox`
+    /// puts the reply in the outbox too. Returns the body and the reply.
+    async fn decide_and_commit(
+        &self,
+        inbound: &Inbound,
+        message: &ArchivedMessage,
+        dedup_key: &str,
+        seal: Option<&OpenedRequest>,
+        outbox: bool,
+    ) -> Result<(String, Option<ArchivedReply>), (&'static str, PortError)> {
+        let now = message.received_at;
+        let key = message.key.as_str();
         let input = match (&inbound.body, inbound.text()) {
             (_, Some(text)) => Input::Text(text),
             (InboundBody::Event(WxEvent::Subscribe { .. }), None) => Input::Subscribe,
@@ -480,13 +552,6 @@ impl Webhook {
         // decides on the conversation the first left, instead of both
         // deciding on the same one and all but one starting over.
         let _turn = self.turns.lock(&inbound.from_user_name).await;
-        if let Some(replies) = &self.async_replies {
-            replies
-                .contacts
-                .touch(&inbound.from_user_name, now)
-                .await
-                .map_err(|e| ("window", e))?;
-        }
         for attempt in 0..COMMIT_ATTEMPTS {
             if attempt > 0 {
                 let jitter = rand::rng().random_range(0..=25u64 << attempt);
@@ -505,13 +570,12 @@ impl Webhook {
                 .handle(&turn, now)
                 .await
                 .map_err(|e| ("dialog", e))?;
-            let body = match outcome.reply.as_ref().map(Reply::from) {
-                Some(_) if self.async_replies.is_some() => SUCCESS.to_owned(),
-                Some(reply) => {
+            let body = match (outcome.reply.as_ref().map(Reply::from), seal) {
+                (Some(reply), Some(opened)) => {
                     let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);
                     self.settings.callback.seal_reply(opened, &xml, now)
                 }
-                None => SUCCESS.to_owned(),
+                _ => SUCCESS.to_owned(),
             };
             let reply = outcome.reply.as_ref().map(|sent| ArchivedReply {
                 key: key.to_owned(),
@@ -525,23 +589,20 @@ impl Webhook {
                 message: message.clone(),
                 conversations: staged.take(),
                 events: outcome.events,
-                dedup_key: key.to_owned(),
+                dedup_key: dedup_key.to_owned(),
                 // The dedup record carries the reply's archive entry too,
                 // so a retry can archive it if this process dies before
                 // the reply is archived.
                 result: stored_result(&body, reply.as_ref()),
                 result_ttl_secs: self.settings.dedup_ttl_secs,
-                reply,
+                reply: reply.clone(),
                 now,
-                outbox: self.async_replies.is_some(),
+                outbox,
             };
             match self.commit.commit(&writes).await {
                 Ok(Committed::Done) => {
-                    if let Some(replies) = &self.async_replies {
-                        replies.wake.notify_one();
-                    }
                     tracing::info!(msg_key = %key, kind = %message.msg_type, route = %outcome.route, "message handled");
-                    return Ok(WebhookResponse::from_stored(body));
+                    return Ok((body, reply));
                 }
                 Ok(Committed::Conflict) => {
                     tracing::debug!(msg_key = %key, "conversation changed meanwhile; deciding again");

@@ -25,6 +25,8 @@
 //! ```
 
 pub mod handler;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod settings;
 pub mod shop;
 
@@ -36,7 +38,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-pub use handler::{AsyncReplies, Ports, REFUSAL_WINDOW_SECS, Webhook, WebhookResponse};
+pub use handler::{
+    AsyncReplies, Ports, REFUSAL_WINDOW_SECS, RespondError, Responded, Webhook, WebhookResponse,
+};
 use wca_wechat::callback::Query as WxQuery;
 
 /// The path WeChat is pointed at.

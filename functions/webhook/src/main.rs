@@ -4,20 +4,20 @@
 //! Secrets named by `NAME_PARAM` are read from SSM before the settings;
 //! the function refuses to start without an AES key (safe mode) unless
 //! `WCA_ALLOW_PLAINTEXT=true`; each invocation's latency goes out as an
-//! embedded-metric-format line.
+//! embedded-metric-format line. With `WCA_REPLY_MODE=async` it archives
+//! each message, queues it on `WCA_REPLY_QUEUE_URL` (SQS FIFO) for the
+//! `respond` function, and answers `success`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::{extract::Request, middleware::Next};
 use lambda_http::{Error, run};
+use wca_aws::SqsMessageQueue;
 use wca_aws::metrics::{Emf, Metrics};
-use wca_aws::{FunctionEnv, Secrets};
-use wca_core::SystemClock;
-use wca_webhook::settings::{Env, FileSettings, ProcessEnv, Settings};
-use wca_webhook::shop::{Platform, ShopSource};
-use wca_webhook::{Ports, Webhook, router};
+use wca_webhook::lambda::{REPLY_MODE_VAR, REPLY_QUEUE_VAR, async_mode, wire};
+use wca_webhook::settings::Env;
+use wca_webhook::{AsyncReplies, Webhook, router};
 
 /// Opts in to plaintext mode (no AES key), which WeChat allows but which
 /// sends every message in the clear through API Gateway and the logs of
@@ -27,38 +27,27 @@ const ALLOW_PLAINTEXT_VAR: &str = "WCA_ALLOW_PLAINTEXT";
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wca_aws::init_tracing();
-    let config = wca_aws::sdk_config(None).await;
-    let env = LambdaEnv(Secrets::load(&config).await?);
-    let file = match env.var("WCA_CONFIG") {
-        Some(path) => FileSettings::load(Path::new(&path))?,
-        None => FileSettings::default(),
-    };
-    let settings = Settings::resolve(file, &env, None)?;
+    let wired = wire().await?;
     require_safe_mode(
-        settings.callback.aes_key.is_some(),
-        env.var(ALLOW_PLAINTEXT_VAR).as_deref(),
+        wired.settings.callback.aes_key.is_some(),
+        wired.env.var(ALLOW_PLAINTEXT_VAR).as_deref(),
     )?;
-    let aws = FunctionEnv::from_config(&config)?;
-    let store = Arc::new(aws.store);
-    // Profiles and tickets may live in the stack's table; tickets do when
-    // the config names no other place (the config layer is read-only).
-    let platform = Platform {
-        dynamodb_profiles: Some(store.clone()),
-        dynamodb_tickets: Some(store.clone()),
-        default_tickets: Some(ShopSource::DynamoDb),
-    };
-    let shop = wca_webhook::shop::build(&settings, &env, platform)?;
-    let ports = Ports {
-        archive: store.clone(),
-        dedup: store.clone(),
-        events: Arc::new(aws.bus),
-        clock: Arc::new(SystemClock),
-        conversations: store,
-        shop,
-        commit: None,
-    };
+    let mut hook = Webhook::new(wired.settings, wired.ports);
+    // Async mode: archive, queue for the responder, answer `success`.
+    if async_mode(wired.env.var(REPLY_MODE_VAR).as_deref())? {
+        let url = wired
+            .env
+            .var(REPLY_QUEUE_VAR)
+            .ok_or_else(|| format!("{REPLY_MODE_VAR}=async needs {REPLY_QUEUE_VAR}"))?;
+        let queue = SqsMessageQueue::new(aws_sdk_sqs::Client::new(&wired.config), url);
+        hook = hook.with_async_replies(AsyncReplies {
+            contacts: wired.store.clone(),
+            wake: Arc::default(),
+            queue: Some(Arc::new(queue)),
+        });
+    }
     let emf = Emf::from_env("webhook");
-    let app = router(Webhook::new(settings, ports)).layer(axum::middleware::from_fn(
+    let app = router(hook).layer(axum::middleware::from_fn(
         move |request: Request, next: Next| {
             let emf = emf.clone();
             async move {
@@ -72,18 +61,6 @@ async fn main() -> Result<(), Error> {
         },
     ));
     run(app).await
-}
-
-/// The process environment, with the secrets read from SSM standing in
-/// for their unset variables.
-struct LambdaEnv(Secrets);
-
-impl Env for LambdaEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        ProcessEnv
-            .var(name)
-            .or_else(|| self.0.get(name).map(str::to_owned))
-    }
 }
 
 /// Safe mode unless the operator asked for plaintext: without an AES key

@@ -33,7 +33,9 @@ pub use dynamodb::DynamoDbStore;
 pub use eventbridge::EventBridgeSink;
 pub use logs::init_tracing;
 pub use secrets::{PARAM_SUFFIX, SECRET_VARS, SecretError, Secrets};
-pub use sqs::{Received, SqsEventQueue, event_from_body, for_each_record};
+pub use sqs::{
+    Received, SqsEventQueue, SqsMessageQueue, event_from_body, fifo_id, for_each_record,
+};
 
 /// What a function's `main` wires from the environment Lambda gives it:
 /// the table named by `TABLE_NAME` and the bus named by `EVENT_BUS_NAME`,

@@ -1,9 +1,11 @@
 //! Reading events from SQS: bodies are either EventBridge envelopes (the
 //! rule's target) or bare events (sent to the queue directly).
 
+use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use serde::Deserialize;
-use wca_core::{Event, PortError};
+use sha1::{Digest, Sha1};
+use wca_core::{ArchivedMessage, Event, MessageQueue, PortError};
 
 use crate::unavailable;
 
@@ -60,6 +62,8 @@ pub struct Received {
     pub receipt_handle: String,
     /// The raw body.
     pub body: String,
+    /// A FIFO queue's message group.
+    pub group_id: Option<String>,
 }
 
 /// A small SQS client for tests, tools and the local stand-in.
@@ -91,6 +95,9 @@ impl SqsEventQueue {
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(wait_secs)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+            )
             .send()
             .await
             .map_err(|e| unavailable("receive_message", e))?;
@@ -101,6 +108,12 @@ impl SqsEventQueue {
                 message_id: m.message_id().unwrap_or_default().to_owned(),
                 receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
                 body: m.body().unwrap_or_default().to_owned(),
+                group_id: m
+                    .attributes()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                    })
+                    .cloned(),
             })
             .collect())
     }
@@ -119,11 +132,17 @@ impl SqsEventQueue {
 
     /// Makes a received message visible again at once (a failed attempt).
     pub async fn retry_now(&self, receipt_handle: &str) -> Result<(), PortError> {
+        self.retry_after(receipt_handle, 0).await
+    }
+
+    /// Makes a received message visible again in `secs` seconds instead
+    /// of at the end of the queue's visibility timeout.
+    pub async fn retry_after(&self, receipt_handle: &str, secs: i32) -> Result<(), PortError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(0)
+            .visibility_timeout(secs)
             .send()
             .await
             .map_err(|e| unavailable("change_message_visibility", e))?;
@@ -135,6 +154,87 @@ impl SqsEventQueue {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable("send_message", e))?;
+        Ok(())
+    }
+}
+
+/// [`MessageQueue`] on an SQS FIFO queue (async replies on Lambda): the
+/// group is the sender's openid, so each user's messages reach the
+/// responder in order while users go in parallel; the deduplication id is
+/// the message key, so a WeChat retry queued again within SQS's five
+/// minutes is dropped. The body is the archived message as JSON.
+#[derive(Debug, Clone)]
+pub struct SqsMessageQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsMessageQueue {
+    /// The FIFO queue at `queue_url`.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Creates the FIFO queue `{name}.fifo` (the stand-in, tools), whose
+    /// messages are hidden `visibility_secs` once received.
+    pub async fn create(
+        client: Client,
+        name: &str,
+        visibility_secs: u32,
+    ) -> Result<Self, PortError> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let url = client
+            .create_queue()
+            .queue_name(format!("{name}.fifo"))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_secs.to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("create_queue", e))?
+            .queue_url
+            .ok_or_else(|| PortError::Unavailable("create_queue: no queue URL".into()))?;
+        Ok(Self::new(client, url))
+    }
+
+    /// The queue for reading back (tests, tools).
+    pub fn reader(&self) -> SqsEventQueue {
+        SqsEventQueue::new(self.client.clone(), self.queue_url.clone())
+    }
+}
+
+/// `id` as SQS takes a FIFO group or deduplication id (1 to 128 printable
+/// ASCII characters, no space); anything else becomes its SHA-1 in hex,
+/// the same for the same id.
+pub fn fifo_id(id: &str) -> String {
+    if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+        return id.to_owned();
+    }
+    Sha1::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[async_trait]
+impl MessageQueue for SqsMessageQueue {
+    async fn enqueue(&self, message: &ArchivedMessage) -> Result<(), PortError> {
+        let body = serde_json::to_string(message)
+            .map_err(|e| PortError::Rejected(format!("message as JSON: {e}")))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_group_id(fifo_id(&message.openid))
+            .message_deduplication_id(fifo_id(&message.key))
             .message_body(body)
             .send()
             .await
@@ -158,5 +258,19 @@ mod tests {
         assert_eq!(event_from_body(&envelope).expect("envelope"), event);
         assert!(event_from_body("not json").is_err());
         assert!(event_from_body(r#"{"detail":{"nope":1}}"#).is_err());
+    }
+
+    #[test]
+    fn fifo_ids_keep_keys_sqs_accepts_and_hash_the_others_stably() {
+        assert_eq!(fifo_id("msg:1234567890"), "msg:1234567890");
+        assert_eq!(fifo_id("oUser-0_1"), "oUser-0_1");
+        let long = "x".repeat(129);
+        for odd in ["", "evt:o u:1", long.as_str(), "evt:用户:1"] {
+            let id = fifo_id(odd);
+            assert_eq!(id.len(), 40, "{odd:?} -> {id}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            assert_eq!(fifo_id(odd), id, "the same id each time");
+        }
+        assert_ne!(fifo_id("evt:o u:1"), fifo_id("evt:o u:2"));
     }
 }

@@ -372,3 +372,66 @@ async fn a_users_profile_and_tickets_in_the_table_are_exported_and_erased_with_t
         "the other user's profile and tickets stay"
     );
 }
+
+fn queued(key: &str, openid: &str, n: i64) -> wca_core::ArchivedMessage {
+    wca_core::ArchivedMessage {
+        key: key.into(),
+        openid: openid.into(),
+        msg_type: "text".into(),
+        create_time: n,
+        received_at: n,
+        raw_xml: format!("<xml><Content>{n}</Content></xml>"),
+        parsed: serde_json::json!({"type": "text", "content": n.to_string()}),
+        expires_at: n + 100,
+    }
+}
+
+#[tokio::test]
+async fn the_fifo_message_queue_keeps_each_users_order_and_drops_a_key_queued_twice() {
+    use wca_core::MessageQueue;
+    let config = stand_in_config(&endpoint()).await;
+    let queue = wca_aws::SqsMessageQueue::create(
+        aws_sdk_sqs::Client::new(&config),
+        &unique_name("replies"),
+        30,
+    )
+    .await
+    .expect("fifo queue");
+    let sent = [
+        queued("msg:1", "oAlice", 1),
+        queued("msg:2", "oBob", 2),
+        queued("msg:3", "oAlice", 3),
+        queued("msg:1", "oAlice", 1), // WeChat's retry of the first
+        queued("msg:4", "oAlice", 4),
+    ];
+    for m in &sent {
+        queue.enqueue(m).await.expect("enqueue");
+    }
+    let reader = queue.reader();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        for r in reader.receive(0).await.expect("receive") {
+            let m: wca_core::ArchivedMessage = serde_json::from_str(&r.body).expect("a message");
+            assert_eq!(
+                r.group_id.as_deref(),
+                Some(m.openid.as_str()),
+                "grouped by sender"
+            );
+            reader.delete(&r.receipt_handle).await.expect("delete");
+            got.push(m);
+        }
+    }
+    let keys = |openid: &str| -> Vec<String> {
+        got.iter()
+            .filter(|m| m.openid == openid)
+            .map(|m| m.key.clone())
+            .collect()
+    };
+    assert_eq!(
+        keys("oAlice"),
+        ["msg:1", "msg:3", "msg:4"],
+        "in order, once each"
+    );
+    assert_eq!(keys("oBob"), ["msg:2"]);
+    assert_eq!(got[0], sent[0], "the body is the archived message");
+}

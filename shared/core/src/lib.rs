@@ -47,8 +47,9 @@ pub use conversation::{
 };
 pub use event::{ComplianceWord, Direction, Event, EventKind, HandoffReason, Understanding};
 pub use outbound::{
-    ApiError, CachedToken, ContactWindow, ContactWindows, CustomMessage, Failure, Outbound,
-    OutboundScreen, Outbox, OutboxEntry, Refusal, Reserved, TokenStore, WeChatApi, WindowRules,
+    ApiError, CachedToken, ContactWindow, ContactWindows, CustomMessage, Failure, MessageQueue,
+    Outbound, OutboundScreen, Outbox, OutboxEntry, Refusal, Reserved, TokenStore, WeChatApi,
+    WindowRules,
 };
 pub use ports::{
     Archived, ArchivedMessage, ArchivedReply, Begin, Counters, Erased, EventLog, EventSink,

@@ -12,8 +12,8 @@ use crate::{
     Counters, Erased, Event, EventLog, EventSink, HeldConversation, IdempotencyStore,
     MessageArchive, OpenId, PortError, UserData, UserRecord, Versioned,
     outbound::{
-        CachedToken, ContactWindow, ContactWindows, Reserved, TokenStore, WindowRules,
-        give_back_in, reserve_in, touch_in, undeliverable_in,
+        CachedToken, ContactWindow, ContactWindows, MessageQueue, Reserved, TokenStore,
+        WindowRules, give_back_in, reserve_in, touch_in, undeliverable_in,
     },
     ports::message_event_ids,
 };
@@ -547,5 +547,29 @@ impl ContactWindows for MemoryContactWindows {
 
     async fn get(&self, openid: &str) -> Result<Option<ContactWindow>, PortError> {
         Ok(lock(&self.0).get(openid).copied())
+    }
+}
+
+/// [`MessageQueue`] in a list: one queue for every sender, in order, a
+/// key queued again while it waits is dropped (SQS FIFO drops it for five
+/// minutes).
+#[derive(Debug, Default)]
+pub struct MemoryMessageQueue(Mutex<Vec<ArchivedMessage>>);
+
+impl MemoryMessageQueue {
+    /// Takes every waiting message, oldest first.
+    pub fn take(&self) -> Vec<ArchivedMessage> {
+        std::mem::take(&mut *lock(&self.0))
+    }
+}
+
+#[async_trait]
+impl MessageQueue for MemoryMessageQueue {
+    async fn enqueue(&self, message: &ArchivedMessage) -> Result<(), PortError> {
+        let mut queue = lock(&self.0);
+        if !queue.iter().any(|m| m.key == message.key) {
+            queue.push(message.clone());
+        }
+        Ok(())
     }
 }

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::{
-    ArchivedReply, Clock, ComplianceWord, Direction, Event, EventSink, MessageArchive, Outgoing,
-    PortError,
+    ArchivedMessage, ArchivedReply, Clock, ComplianceWord, Direction, Event, EventSink,
+    MessageArchive, Outgoing, PortError,
 };
 
 /// A customer-service message (`message/custom/send`).
@@ -1053,6 +1053,17 @@ pub trait Outbox: Send + Sync {
     /// At start: removes and returns the entries a previous process
     /// claimed and never finished (whether WeChat got them is unknown).
     async fn take_interrupted(&self) -> Result<Vec<OutboxEntry>, PortError>;
+}
+
+/// Messages waiting for a responder (async replies on Lambda): the
+/// webhook archives a message, queues it and answers `success`; the
+/// responder decides the reply and sends it through the customer-service
+/// API. Each user's messages come out in the order they went in, and a
+/// message queued twice (a retry of WeChat's) comes out once.
+#[async_trait]
+pub trait MessageQueue: Send + Sync {
+    /// Queues `message` behind the earlier messages of its sender.
+    async fn enqueue(&self, message: &ArchivedMessage) -> Result<(), PortError>;
 }
 
 /// What one [`send_outbox`] round did.

@@ -1,0 +1,74 @@
+//! The responder of async replies as an AWS Lambda function: an SQS FIFO
+//! event source (the queue the webhook fills in async mode) in, replies
+//! out through WeChat's customer-service API.
+//!
+//! It reads the webhook's settings and secrets (`WECHAT_APP_SECRET` from
+//! SSM through `WECHAT_APP_SECRET_PARAM`), keeps the access token and each
+//! user's window in the stack's table, and sends to `WECHAT_API_BASE`
+//! (default `https://api.weixin.qq.com`). With the template's
+//! `FixedEgressIp`, its calls leave from the IP to whitelist.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use wca_aws::SqsEventQueue;
+use wca_aws::metrics::{Emf, Metrics};
+use wca_core::outbound::OutboundPolicy;
+use wca_core::{Outbound, SystemClock};
+use wca_webhook::Webhook;
+use wca_webhook::lambda::{REPLY_QUEUE_VAR, Responder, wire};
+use wca_webhook::settings::Env;
+use wca_wechat::api::{ApiConfig, AppSecret, DEFAULT_BASE, HttpWeChatApi};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    wca_aws::init_tracing();
+    let wired = wire().await?;
+    let secret = wired
+        .env
+        .var("WECHAT_APP_SECRET")
+        .and_then(|s| AppSecret::new(&s))
+        .ok_or("the responder sends through the WeChat API: set WECHAT_APP_SECRET_PARAM")?;
+    let base = wired
+        .env
+        .var("WECHAT_API_BASE")
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_BASE.to_owned());
+    let clock = Arc::new(SystemClock);
+    let api = HttpWeChatApi::new(
+        ApiConfig::new(&base, &wired.settings.callback.app_id, secret),
+        wired.store.clone(),
+        clock.clone(),
+    )?;
+    let outbound = Outbound::new(
+        Arc::new(api),
+        wired.store.clone(),
+        wired.bus.clone(),
+        clock,
+        OutboundPolicy::default(),
+    );
+    let mut responder = Responder::new(
+        Webhook::new(wired.settings, wired.ports),
+        Arc::new(outbound),
+    );
+    if let Some(url) = wired.env.var(REPLY_QUEUE_VAR) {
+        let sqs = aws_sdk_sqs::Client::new(&wired.config);
+        responder = responder.with_queue(SqsEventQueue::new(sqs, url));
+    }
+    let responder = Arc::new(responder);
+    let emf = Emf::from_env("respond");
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let (responder, emf) = (responder.clone(), emf.clone());
+        async move {
+            let started = Instant::now();
+            let response = responder.handle(event.payload).await;
+            let mut metrics = Metrics::default();
+            metrics.add_latency(started);
+            emf.emit(&metrics);
+            Ok::<_, Error>(response)
+        }
+    }))
+    .await
+}
