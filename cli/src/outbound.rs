@@ -237,28 +237,150 @@ async fn run_bench(args: OutboundBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `WCA_REPLY_MODE=async` in `wca serve`: replies leave through the
-/// customer-service API of `WECHAT_API_BASE`, sent by a task that drains
-/// the outbox. `None` in the default passive mode.
+/// The WeChat stand-in `wca serve --fake-wechat` runs in its own process:
+/// replies are pushed to it, and `wca chat` reads them back from it.
+pub struct DevStandIn {
+    /// The stand-in.
+    pub fake: FakeWeChat,
+    /// Its base URL.
+    pub base: String,
+    /// The AppSecret it accepts.
+    pub secret: String,
+}
+
+impl DevStandIn {
+    /// Starts the stand-in on a free loopback port, for `app_id`.
+    pub async fn start(app_id: &str) -> anyhow::Result<Self> {
+        let opts = Options {
+            app_id: app_id.to_owned(),
+            ..Options::default()
+        };
+        let (fake, addr) = FakeWeChat::start(opts.clone())
+            .await
+            .context("starting the WeChat stand-in")?;
+        Ok(Self {
+            fake,
+            base: format!("http://{addr}"),
+            secret: opts.secret,
+        })
+    }
+}
+
+/// The file in the data dir that tells `wca chat` where the stand-in of a
+/// running `wca serve --fake-wechat` is.
+pub fn stand_in_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("fake-wechat.url")
+}
+
+/// A user's window in the store, mirrored to the stand-in: a message the
+/// user sends to `wca serve` is one WeChat saw too, so the stand-in opens
+/// its own window for them, as WeChat would.
+struct Mirrored {
+    store: Arc<dyn ContactWindows>,
+    fake: FakeWeChat,
+}
+
+#[async_trait::async_trait]
+impl ContactWindows for Mirrored {
+    async fn touch(&self, openid: &str, at: i64) -> Result<(), wca_core::PortError> {
+        self.fake.interact(openid);
+        self.store.touch(openid, at).await
+    }
+
+    async fn reserve(
+        &self,
+        openid: &str,
+        now: i64,
+        rules: wca_core::WindowRules,
+    ) -> Result<wca_core::Reserved, wca_core::PortError> {
+        self.store.reserve(openid, now, rules).await
+    }
+
+    async fn give_back(&self, openid: &str, window: i64) -> Result<(), wca_core::PortError> {
+        self.store.give_back(openid, window).await
+    }
+
+    async fn undeliverable(
+        &self,
+        openid: &str,
+        window: i64,
+        code: i64,
+    ) -> Result<(), wca_core::PortError> {
+        self.store.undeliverable(openid, window, code).await
+    }
+
+    async fn get(
+        &self,
+        openid: &str,
+    ) -> Result<Option<wca_core::ContactWindow>, wca_core::PortError> {
+        self.store.get(openid).await
+    }
+}
+
+/// How long after a message arrives a passive reply is still worth
+/// answering with: WeChat stops waiting after 5 s.
+const LATE_AFTER: Duration = Duration::from_secs(4);
+
+/// Replies through the customer-service API in `wca serve`, sent by a task
+/// that drains the outbox, to `WECHAT_API_BASE` (or to `stand_in`, which
+/// implies async mode):
+/// - `WCA_REPLY_MODE=async`: every reply;
+/// - passive mode with `WECHAT_APP_SECRET` set: only a reply decided too
+///   late for WeChat to take it passively (over 4 s, e.g. a slow order
+///   lookup; `WCA_LATE_REPLY_MS` changes the limit).
+///
+/// `None` in passive mode without an AppSecret.
 pub fn async_replies(
     store: &wca_local::RedbStore,
     app_id: &str,
     events: Arc<dyn wca_core::EventSink>,
+    stand_in: Option<&DevStandIn>,
 ) -> anyhow::Result<Option<(wca_webhook::AsyncReplies, ReplySender)>> {
     let mode = std::env::var("WCA_REPLY_MODE").unwrap_or_default();
-    match mode.trim() {
-        "" | "passive" => return Ok(None),
-        "async" => {}
-        other => bail!("WCA_REPLY_MODE must be passive or async, not {other:?}"),
+    let has_secret = std::env::var("WECHAT_APP_SECRET").is_ok_and(|s| !s.trim().is_empty());
+    let mut late_after = None;
+    match (mode.trim(), stand_in) {
+        ("" | "async", Some(_)) => {}
+        ("" | "passive", None) if !has_secret => return Ok(None),
+        ("" | "passive", None) => {
+            late_after = Some(match std::env::var("WCA_LATE_REPLY_MS") {
+                Ok(ms) if !ms.trim().is_empty() => Duration::from_millis(
+                    ms.trim()
+                        .parse()
+                        .ok()
+                        .filter(|&ms: &u64| (100..=60_000).contains(&ms))
+                        .context(
+                            "WCA_LATE_REPLY_MS must be a number of milliseconds from 100 to 60000",
+                        )?,
+                ),
+                _ => LATE_AFTER,
+            });
+        }
+        ("async", None) => {}
+        ("passive", Some(_)) => {
+            bail!("--fake-wechat receives async replies: unset WCA_REPLY_MODE=passive")
+        }
+        (other, _) => bail!("WCA_REPLY_MODE must be passive or async, not {other:?}"),
     }
-    let base = std::env::var("WECHAT_API_BASE")
-        .ok()
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| wca_wechat::api::DEFAULT_BASE.to_owned());
-    let secret = std::env::var("WECHAT_APP_SECRET")
-        .ok()
-        .and_then(|s| AppSecret::new(&s))
-        .context("WCA_REPLY_MODE=async sends through the WeChat API: set WECHAT_APP_SECRET")?;
+    let (base, secret) = match stand_in {
+        Some(dev) => (
+            dev.base.clone(),
+            AppSecret::new(&dev.secret).context("the stand-in's secret")?,
+        ),
+        None => (
+            std::env::var("WECHAT_API_BASE")
+                .ok()
+                .filter(|b| !b.trim().is_empty())
+                .unwrap_or_else(|| wca_wechat::api::DEFAULT_BASE.to_owned()),
+            std::env::var("WECHAT_APP_SECRET")
+                .ok()
+                .and_then(|s| AppSecret::new(&s))
+                .context(
+                    "WCA_REPLY_MODE=async sends through the WeChat API: set WECHAT_APP_SECRET \
+                     (or try it with `wca serve --fake-wechat`)",
+                )?,
+        ),
+    };
     let clock: Arc<dyn wca_core::Clock> = Arc::new(SystemClock);
     let api = HttpWeChatApi::new(
         ApiConfig::new(&base, app_id, secret),
@@ -306,8 +428,19 @@ pub fn async_replies(
             let _ = tokio::time::timeout(pause, woken.notified()).await;
         }
     });
-    tracing::info!(base = %base, "async replies through the customer-service API");
-    let contacts: Arc<dyn ContactWindows> = Arc::new(store.clone());
+    match late_after {
+        Some(limit) => {
+            tracing::info!(base = %base, late_after_ms = limit.as_millis(), "replies decided too late for a passive answer go through the customer-service API")
+        }
+        None => tracing::info!(base = %base, "async replies through the customer-service API"),
+    }
+    let mut contacts: Arc<dyn ContactWindows> = Arc::new(store.clone());
+    if let Some(dev) = stand_in {
+        contacts = Arc::new(Mirrored {
+            store: contacts,
+            fake: dev.fake.clone(),
+        });
+    }
     let sender = ReplySender {
         task,
         stop,
@@ -318,6 +451,7 @@ pub fn async_replies(
             contacts,
             wake,
             queue: None,
+            late_after,
         },
         sender,
     )))

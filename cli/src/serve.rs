@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// Optional TOML config file with `[wechat]`, `[webhook]` and `[reply]` sections.
     #[arg(long, env = "WCA_CONFIG")]
     config: Option<PathBuf>,
+    /// Try async replies without WeChat: start the WeChat API stand-in in
+    /// this process and send every reply to it as a customer-service
+    /// message (async mode); `wca chat` shows them as pushed messages.
+    #[arg(long)]
+    fake_wechat: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -171,8 +176,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(store.clone()),
         settings.timezone.clone(),
     ));
-    let async_replies =
-        crate::outbound::async_replies(&store, &settings.callback.app_id, sink.clone())?;
+    let stand_in_file = crate::outbound::stand_in_file(&args.data_dir);
+    // A stand-in of an earlier run is gone: `wca chat` must not wait on it.
+    let _ = std::fs::remove_file(&stand_in_file);
+    let stand_in = if args.fake_wechat {
+        let dev = crate::outbound::DevStandIn::start(&settings.callback.app_id).await?;
+        std::fs::write(&stand_in_file, &dev.base)
+            .with_context(|| format!("writing {}", stand_in_file.display()))?;
+        eprintln!(
+            "wca: replies go to the WeChat stand-in at {} as customer-service messages (GET {}/_fake/sent); `wca chat` shows them",
+            dev.base, dev.base
+        );
+        Some(dev)
+    } else {
+        None
+    };
+    let async_replies = crate::outbound::async_replies(
+        &store,
+        &settings.callback.app_id,
+        sink.clone(),
+        stand_in.as_ref(),
+    )?;
     // Everything a message produces is written in one transaction: after
     // a crash it is fully processed or not at all.
     let commit = store.message_commit(settings.timezone.clone());
@@ -235,6 +259,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     retention.abort();
     if let Some(sender) = sender {
         sender.stop(DRAIN_WITHIN).await;
+    }
+    if stand_in.is_some() {
+        let _ = std::fs::remove_file(&stand_in_file);
     }
     if let Ok(why) = broken.try_recv() {
         anyhow::bail!(

@@ -110,3 +110,55 @@ fn async_mode_without_an_app_secret_refuses_to_start_and_says_why() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("WECHAT_APP_SECRET"), "{err}");
 }
+
+#[test]
+fn with_fake_wechat_serve_pushes_each_reply_to_its_own_stand_in_and_chat_shows_it() {
+    use std::io::Write as _;
+    let user = "oAsyncChat000000000000001";
+    // What the message gets as a passive reply.
+    let passive_dir = tempfile::tempdir().expect("tempdir");
+    let (passive, passive_url) = common::serve(passive_dir.path(), Stdio::null(), |_| {});
+    let passive = Killed(passive);
+    let expected = send(&passive_url, passive_dir.path(), user, "你好", "9100");
+    drop(passive);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, url) = common::serve(dir.path(), Stdio::null(), |cmd| {
+        cmd.arg("--fake-wechat").env_remove("WCA_REPLY_MODE");
+    });
+    let server = Killed(child);
+    let stand_in = std::fs::read_to_string(dir.path().join("fake-wechat.url"))
+        .expect("serve names its stand-in in the data dir");
+    assert!(stand_in.starts_with("http://127.0.0.1:"), "{stand_in}");
+
+    let mut chat = common::wca()
+        .args(["chat", "--from", user, "--url", &url, "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wca chat");
+    chat.stdin
+        .take()
+        .expect("stdin")
+        .write_all("你好\n".as_bytes())
+        .expect("write");
+    let out = chat.wait_with_output().expect("chat ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    let first_line = expected.lines().next().expect("a reply");
+    assert!(
+        transcript.contains(&format!("客服(推送)> {first_line}")),
+        "the pushed reply is shown: {transcript}"
+    );
+    assert!(
+        !transcript.contains("已收到，无回复"),
+        "not shown as unanswered: {transcript}"
+    );
+    drop(server);
+}

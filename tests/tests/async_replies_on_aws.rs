@@ -101,6 +101,7 @@ fn async_webhook(rig: &Rig) -> axum::Router {
             contacts: rig.store.clone(),
             wake: Arc::default(),
             queue: Some(Arc::new(rig.queue.clone())),
+            late_after: None,
         }),
     )
 }

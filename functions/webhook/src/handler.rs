@@ -238,6 +238,21 @@ pub struct Ports {
     pub commit: Option<Arc<dyn MessageCommit>>,
 }
 
+/// How a decided reply goes out.
+#[derive(Clone, Copy)]
+enum ReplyBy<'a> {
+    /// Sealed into the answer to this request.
+    Passive(&'a OpenedRequest),
+    /// Passive, unless it was decided more than the limit after the
+    /// request arrived: then WeChat gets `success` and the reply goes into
+    /// the outbox (WeChat stops waiting after 5 s).
+    PassiveUnlessLate(&'a OpenedRequest, std::time::Instant, Duration),
+    /// Into the outbox; WeChat gets `success`.
+    Outbox,
+    /// Only recorded (the responder sends it itself); `success`.
+    Recorded,
+}
+
 /// Async replies (`WCA_REPLY_MODE=async`): WeChat gets `success` at once,
 /// and the reply goes into the outbox, written with the message, for a
 /// sender to deliver through the customer-service API.
@@ -250,6 +265,11 @@ pub struct AsyncReplies {
     /// `None`: the webhook decides, and the reply goes into the outbox of
     /// its commit (`wca serve`).
     pub queue: Option<Arc<dyn MessageQueue>>,
+    /// `None`: every reply goes through the outbox. `Some(limit)`: replies
+    /// are passive, except one decided more than `limit` after its request
+    /// arrived (a slow order lookup), which WeChat would no longer take:
+    /// it goes through the outbox. Ignored with a `queue`.
+    pub late_after: Option<Duration>,
 }
 
 /// The webhook: settings plus ports.
@@ -434,7 +454,7 @@ impl Webhook {
         // A delivery gives up before its claim's lease runs out, so a retry
         // that takes the message over never runs beside it.
         let deadline = processing_deadline(self.settings.lease_secs);
-        let processed = tokio::time::timeout(deadline, self.process(&opened, &message))
+        let processed = tokio::time::timeout(deadline, self.process(&opened, &message, started))
             .await
             .unwrap_or_else(|_| {
                 Err((
@@ -467,13 +487,14 @@ impl Webhook {
         &self,
         opened: &OpenedRequest,
         message: &ArchivedMessage,
+        arrived: std::time::Instant,
     ) -> Result<WebhookResponse, (&'static str, PortError)> {
         let inbound = &opened.inbound;
         let now = message.received_at;
         let key = message.key.as_str();
         let Some(replies) = &self.async_replies else {
             let (body, _) = self
-                .decide_and_commit(inbound, message, key, Some(opened), false)
+                .decide_and_commit(inbound, message, key, ReplyBy::Passive(opened))
                 .await?;
             return Ok(WebhookResponse::from_stored(body));
         };
@@ -486,9 +507,11 @@ impl Webhook {
         if let Some(queue) = &replies.queue {
             return self.enqueue(queue.as_ref(), message).await;
         }
-        let (body, _) = self
-            .decide_and_commit(inbound, message, key, None, true)
-            .await?;
+        let by = match replies.late_after {
+            Some(limit) => ReplyBy::PassiveUnlessLate(opened, arrived, limit),
+            None => ReplyBy::Outbox,
+        };
+        let (body, _) = self.decide_and_commit(inbound, message, key, by).await?;
         replies.wake.notify_one();
         Ok(WebhookResponse::from_stored(body))
     }
@@ -523,16 +546,14 @@ impl Webhook {
     }
 
     /// Runs the pipeline on `inbound` and commits what it produced, the
-    /// result recorded under `dedup_key`. With `seal`, the body is the
-    /// reply sealed for a passive answer; without, `success`. `outbox`
-    /// puts the reply in the outbox too. Returns the body and the reply.
+    /// result recorded under `dedup_key`, the reply going out `by`.
+    /// Returns the body WeChat gets and the reply.
     async fn decide_and_commit(
         &self,
         inbound: &Inbound,
         message: &ArchivedMessage,
         dedup_key: &str,
-        seal: Option<&OpenedRequest>,
-        outbox: bool,
+        by: ReplyBy<'_>,
     ) -> Result<(String, Option<ArchivedReply>), (&'static str, PortError)> {
         let now = message.received_at;
         let key = message.key.as_str();
@@ -570,6 +591,19 @@ impl Webhook {
                 .handle(&turn, now)
                 .await
                 .map_err(|e| ("dialog", e))?;
+            let (seal, outbox) = match by {
+                ReplyBy::Passive(opened) => (Some(opened), false),
+                ReplyBy::PassiveUnlessLate(opened, arrived, limit) => {
+                    if arrived.elapsed() > limit {
+                        tracing::info!(msg_key = %key, after_ms = arrived.elapsed().as_millis(), "reply decided too late for a passive answer; it goes through the customer-service API");
+                        (None, true)
+                    } else {
+                        (Some(opened), false)
+                    }
+                }
+                ReplyBy::Outbox => (None, true),
+                ReplyBy::Recorded => (None, false),
+            };
             let body = match (outcome.reply.as_ref().map(Reply::from), seal) {
                 (Some(reply), Some(opened)) => {
                     let xml = reply.to_xml(&inbound.from_user_name, &inbound.to_user_name, now);

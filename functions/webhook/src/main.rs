@@ -44,6 +44,7 @@ async fn main() -> Result<(), Error> {
             contacts: wired.store.clone(),
             wake: Arc::default(),
             queue: Some(Arc::new(queue)),
+            late_after: None,
         });
     }
     let emf = Emf::from_env("webhook");

@@ -58,6 +58,7 @@ async fn rig() -> Rig {
         contacts: windows.clone(),
         wake: Arc::default(),
         queue: Some(queue.clone()),
+        late_after: None,
     });
     let opts = Options {
         app_id: APP_ID.into(),

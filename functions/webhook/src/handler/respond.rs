@@ -222,7 +222,7 @@ impl Webhook {
         let deadline = processing_deadline(self.settings.lease_secs);
         let decided = tokio::time::timeout(
             deadline,
-            self.decide_and_commit(&inbound, message, &decision, None, false),
+            self.decide_and_commit(&inbound, message, &decision, super::ReplyBy::Recorded),
         )
         .await
         .unwrap_or_else(|_| {
