@@ -384,3 +384,32 @@ async fn while_wechat_is_busy_the_breaker_opens_and_messages_wait_on_the_queue_t
         );
     }
 }
+
+#[tokio::test]
+async fn a_queued_body_that_is_not_a_message_goes_to_the_dead_letter_queue_at_once() {
+    let rig = rig().await;
+    let config = stand_in_config(&common::endpoint()).await;
+    let dead = SqsMessageQueue::create(
+        aws_sdk_sqs::Client::new(&config),
+        &wca_aws::unique_name("replies-dlq"),
+        30,
+    )
+    .await
+    .expect("dead-letter queue");
+    let reader = rig.queue.reader();
+    reader
+        .send_fifo("not a message", "oSomeone", "junk-1")
+        .await
+        .expect("send");
+    let responder = responder(&rig, OutboundPolicy::default()).with_dead_letters(dead.reader());
+    let (batch, response) = poll_once(&reader, &responder).await;
+    assert_eq!(batch.len(), 1);
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "acknowledged, not retried: {response:?}"
+    );
+    let parked = dead.reader().receive(1).await.expect("receive");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].body, "not a message", "kept as it came");
+    assert!(reader.receive(0).await.expect("receive").is_empty());
+}

@@ -249,8 +249,9 @@ enum ReplyBy<'a> {
     PassiveUnlessLate(&'a OpenedRequest, std::time::Instant, Duration),
     /// Into the outbox; WeChat gets `success`.
     Outbox,
-    /// Only recorded (the responder sends it itself); `success`.
-    Recorded,
+    /// Only recorded, kept this many seconds (the responder sends it
+    /// itself); `success`.
+    Recorded(i64),
 }
 
 /// Async replies (`WCA_REPLY_MODE=async`): WeChat gets `success` at once,
@@ -602,7 +603,7 @@ impl Webhook {
                     }
                 }
                 ReplyBy::Outbox => (None, true),
-                ReplyBy::Recorded => (None, false),
+                ReplyBy::Recorded(_) => (None, false),
             };
             let body = match (outcome.reply.as_ref().map(Reply::from), seal) {
                 (Some(reply), Some(opened)) => {
@@ -628,7 +629,10 @@ impl Webhook {
                 // so a retry can archive it if this process dies before
                 // the reply is archived.
                 result: stored_result(&body, reply.as_ref()),
-                result_ttl_secs: self.settings.dedup_ttl_secs,
+                result_ttl_secs: match by {
+                    ReplyBy::Recorded(ttl) => ttl,
+                    _ => self.settings.dedup_ttl_secs,
+                },
                 reply: reply.clone(),
                 now,
                 outbox,

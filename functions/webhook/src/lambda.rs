@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use wca_aws::{DynamoDbStore, EventBridgeSink, FunctionEnv, Secrets, SqsEventQueue};
@@ -19,6 +20,9 @@ use crate::{Ports, Webhook};
 pub const REPLY_MODE_VAR: &str = "WCA_REPLY_MODE";
 /// The SQS FIFO queue of async mode, between webhook and responder.
 pub const REPLY_QUEUE_VAR: &str = "WCA_REPLY_QUEUE_URL";
+/// Its dead-letter queue, where the responder moves a body that is not a
+/// message at once.
+pub const REPLY_DEAD_LETTERS_VAR: &str = "WCA_REPLY_DLQ_URL";
 
 /// The process environment, with the secrets read from SSM standing in
 /// for their unset variables.
@@ -100,15 +104,42 @@ pub fn async_mode(value: Option<&str>) -> Result<bool, String> {
     }
 }
 
+/// Time one message may take in the responder: deciding (within the
+/// claim's lease, 6 s by default) and sending (3 tries of at most 5 s with
+/// back-off). A message is started only with this much of the
+/// invocation's time left, so Lambda never stops one mid-send.
+pub const MESSAGE_BUDGET: Duration = Duration::from_secs(25);
+
+/// The longest wait before a message WeChat could not take comes back:
+/// the waits double from 5 s with each receive up to this. The template's
+/// `maxReceiveCount` of 150 then moves a message to the dead-letter queue
+/// after about 36 hours of trying, before the queue's 48-hour retention
+/// would drop it.
+pub const MAX_COMEBACK_SECS: u64 = 900;
+
+/// How long a message that could not be answered stays hidden, in
+/// seconds: at least `retry_in` (the breaker's wait), doubling from 5 s
+/// with each receive up to [`MAX_COMEBACK_SECS`]. `None`: the queue's
+/// visibility timeout.
+pub fn comes_back_in(retry_in: Option<Duration>, receives: u32) -> Option<i32> {
+    let retry_in = retry_in?.as_secs().max(1);
+    let backoff = 5u64
+        .saturating_mul(1u64 << receives.saturating_sub(1).min(20))
+        .min(MAX_COMEBACK_SECS);
+    // SQS takes at most 12 hours.
+    Some(i32::try_from(retry_in.max(backoff).min(43_200)).unwrap_or(43_200))
+}
+
 /// Answers the messages of an SQS FIFO batch in order. A message that
 /// cannot be answered now is reported for retry (`ReportBatchItemFailures`)
 /// with the later messages of its user, which must not overtake it; it
-/// comes back when WeChat can take it (the breaker's wait), not at the end
-/// of the visibility timeout.
+/// comes back when WeChat can take it (the breaker's wait, growing with
+/// each receive), not at the end of the visibility timeout.
 pub struct Responder {
     hook: Webhook,
     outbound: Arc<Outbound>,
     queue: Option<SqsEventQueue>,
+    dead_letters: Option<SqsEventQueue>,
 }
 
 impl Responder {
@@ -118,6 +149,7 @@ impl Responder {
             hook,
             outbound,
             queue: None,
+            dead_letters: None,
         }
     }
 
@@ -128,10 +160,31 @@ impl Responder {
         self
     }
 
-    /// Handles one batch.
+    /// Moves a body that is not a message to `queue` at once (the
+    /// dead-letter queue), instead of holding its user's queue through
+    /// every retry.
+    pub fn with_dead_letters(mut self, queue: SqsEventQueue) -> Self {
+        self.dead_letters = Some(queue);
+        self
+    }
+
+    /// Handles one batch, with no time limit.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        self.handle_until(batch, None).await
+    }
+
+    /// Handles one batch; a message is started only while
+    /// [`MESSAGE_BUDGET`] is left before `deadline` (the invocation's).
+    pub async fn handle_until(
+        &self,
+        batch: SqsEvent,
+        deadline: Option<Instant>,
+    ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         // Users with a message left for later: their next ones wait too.
+        // They are made visible again at once: SQS FIFO hands out none of
+        // a group while its first message is hidden, so they come after
+        // it.
         let mut held: HashSet<String> = HashSet::new();
         for record in batch.records {
             let id = record.message_id.clone().unwrap_or_default();
@@ -140,20 +193,30 @@ impl Responder {
                 .get("MessageGroupId")
                 .cloned()
                 .unwrap_or_default();
-            let comes_back_in = if held.contains(&group) {
+            let out_of_time = deadline
+                .is_some_and(|d| d.saturating_duration_since(Instant::now()) < MESSAGE_BUDGET);
+            let comes_back = if held.contains(&group) {
                 tracing::info!(sqs_message_id = %id, "held behind an earlier message of the same user");
+                Some(0)
+            } else if out_of_time {
+                tracing::info!(sqs_message_id = %id, "left for the next invocation: too little time to answer it");
                 Some(0)
             } else {
                 match self.one(&record).await {
                     Ok(()) => continue,
                     Err(retry_in) => {
+                        let receives = record
+                            .attributes
+                            .get("ApproximateReceiveCount")
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(1);
                         held.insert(group);
-                        retry_in
+                        comes_back_in(retry_in, receives)
                     }
                 }
             };
             if let (Some(queue), Some(handle), Some(secs)) =
-                (&self.queue, &record.receipt_handle, comes_back_in)
+                (&self.queue, &record.receipt_handle, comes_back)
                 && let Err(e) = queue.retry_after(handle, secs).await
             {
                 tracing::warn!(sqs_message_id = %id, error = %e, "could not set when the message comes back");
@@ -165,18 +228,26 @@ impl Responder {
         response
     }
 
-    /// One record: `Err` with when it should come back (in seconds, if
-    /// known) when it must be retried.
-    async fn one(&self, record: &SqsMessage) -> Result<(), Option<i32>> {
+    /// One record: `Err` with when trying again is worth it, if known,
+    /// when it must come back.
+    async fn one(&self, record: &SqsMessage) -> Result<(), Option<Duration>> {
         let id = record.message_id.as_deref().unwrap_or_default();
-        let message: ArchivedMessage = match serde_json::from_str(
-            record.body.as_deref().unwrap_or_default(),
-        ) {
+        let body = record.body.as_deref().unwrap_or_default();
+        let message: ArchivedMessage = match serde_json::from_str(body) {
             Ok(message) => message,
             Err(e) => {
-                // Retried, then kept in the dead-letter queue.
                 tracing::error!(sqs_message_id = %id, error = %e, "the queued body is not a message");
-                return Err(None);
+                let Some(dead) = &self.dead_letters else {
+                    // Retried, then kept in the dead-letter queue.
+                    return Err(None);
+                };
+                return match dead.send_fifo(body, "unreadable", id).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        tracing::error!(sqs_message_id = %id, error = %e, "could not move it to the dead-letter queue");
+                        Err(None)
+                    }
+                };
             }
         };
         match self.hook.respond(&message, &self.outbound).await {
@@ -186,10 +257,7 @@ impl Responder {
             }
             Err(e) => {
                 tracing::warn!(sqs_message_id = %id, msg_key = %message.key, error = %e, "not answered now; it comes back");
-                // SQS takes at most 12 hours.
-                Err(e
-                    .retry_in()
-                    .map(|d| i32::try_from(d.as_secs().clamp(1, 43_200)).unwrap_or(43_200)))
+                Err(e.retry_in())
             }
         }
     }

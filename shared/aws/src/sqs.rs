@@ -149,6 +149,21 @@ impl SqsEventQueue {
         Ok(())
     }
 
+    /// Sends a raw body to a FIFO queue, in `group`, deduplicated by
+    /// `dedup` (both made acceptable by [`fifo_id`]).
+    pub async fn send_fifo(&self, body: &str, group: &str, dedup: &str) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_group_id(fifo_id(group))
+            .message_deduplication_id(fifo_id(dedup))
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable("send_message", e))?;
+        Ok(())
+    }
+
     /// Sends a raw body (tests use it to inject poison messages).
     pub async fn send_raw(&self, body: &str) -> Result<(), PortError> {
         self.client

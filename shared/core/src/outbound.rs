@@ -158,6 +158,10 @@ pub enum Failure {
     /// WeChat refused this message (too long, bad media id, ...): sending
     /// it again will fail again.
     Rejected,
+    /// The request went out but its answer was lost (a timeout, a broken
+    /// connection, an unreadable answer): WeChat may have delivered the
+    /// message. Not sent again, so that no one gets it twice.
+    Unknown,
 }
 
 impl Failure {
@@ -180,6 +184,7 @@ impl Failure {
             Failure::Recipient => "recipient",
             Failure::Config => "config",
             Failure::Rejected => "rejected",
+            Failure::Unknown => "unknown",
         }
     }
 }
@@ -284,6 +289,10 @@ pub enum ApiError {
     /// WeChat's answer could not be read.
     #[error("unreadable answer from WeChat: {0}")]
     BadResponse(String),
+    /// A message went out but its answer was lost, so whether WeChat
+    /// delivered it is unknown ([`Failure::Unknown`]).
+    #[error("WeChat's answer to a message was lost (it may have been delivered): {0}")]
+    Unconfirmed(String),
     /// Not sent: a guard refused it before WeChat was called.
     #[error("not sent: {0}")]
     Refused(Refusal),
@@ -298,6 +307,7 @@ impl ApiError {
         match self {
             ApiError::WeChat { code, .. } => Failure::of_errcode(*code),
             ApiError::Network(_) | ApiError::BadResponse(_) | ApiError::Store(_) => Failure::Retry,
+            ApiError::Unconfirmed(_) => Failure::Unknown,
             ApiError::Refused(Refusal::CircuitOpen { .. }) => Failure::Retry,
             ApiError::Refused(Refusal::ForcedRefreshesSpent) => Failure::Config,
             ApiError::Refused(Refusal::Blocked { .. }) => Failure::Rejected,
@@ -919,13 +929,15 @@ impl Outbound {
                 // A store that fails here must not hide WeChat's answer:
                 // the caller acts on that (retry or give up).
                 let recorded = match error.code() {
-                    45015 | 43004 | 40003 => {
+                    // 45047: WeChat counted more than we did; its budget
+                    // is spent until the user writes again.
+                    45015 | 43004 | 40003 | 45047 => {
                         self.contacts
                             .undeliverable(openid, window, error.code())
                             .await
                     }
-                    // WeChat counted it: it is spent on its side.
-                    45047 => Ok(()),
+                    // It may have been delivered: spent, to be safe.
+                    _ if error.failure() == Failure::Unknown => Ok(()),
                     _ => self.contacts.give_back(openid, window).await,
                 };
                 if let Err(e) = recorded {
@@ -944,10 +956,11 @@ impl Outbound {
         loop {
             self.take_slot().await?;
             let result = self.api.send_custom(openid, msg).await;
+            // A lost answer is as much a sign of an outage as a busy one.
             let healthy = result
                 .as_ref()
                 .err()
-                .is_none_or(|e| e.failure() != Failure::Retry);
+                .is_none_or(|e| !matches!(e.failure(), Failure::Retry | Failure::Unknown));
             self.record_breaker(healthy).await;
             match result {
                 Err(e) if e.failure() == Failure::Retry && attempt < self.policy.attempts => {
@@ -1071,9 +1084,11 @@ pub trait MessageQueue: Send + Sync {
 pub struct OutboxRound {
     /// Sent.
     pub sent: usize,
-    /// Given up for good (refused, or a reply the API cannot carry).
+    /// Given up for good (refused, a reply the API cannot carry, or one
+    /// whose answer was lost and may have been delivered).
     pub dropped: usize,
-    /// Left for a later round (WeChat busy, breaker open).
+    /// Left for a later round (WeChat busy, breaker open, the account's
+    /// setup refused).
     pub waiting: usize,
 }
 
@@ -1113,10 +1128,21 @@ pub async fn send_outbox(
                 outbox.finish(&entry.id).await?;
                 round.sent += 1;
             }
-            Err(e) if e.failure() == Failure::Retry => {
+            // Not delivered, and worth trying again: WeChat busy, the
+            // breaker open, or the account's setup refused (it waits for
+            // an operator rather than being lost).
+            Err(e) if matches!(e.failure(), Failure::Retry | Failure::Config) => {
+                if e.failure() == Failure::Config {
+                    tracing::error!(msg_key = %entry.reply.key, error = %e, "WeChat refused the account's setup; the reply waits in the outbox");
+                }
                 outbox.release(&entry.id).await?;
                 held.insert(openid);
                 round.waiting += 1;
+            }
+            Err(e) if e.failure() == Failure::Unknown => {
+                tracing::warn!(msg_key = %entry.reply.key, error = %e, "WeChat's answer was lost; the reply may have been delivered and is not sent again");
+                outbox.finish(&entry.id).await?;
+                round.dropped += 1;
             }
             Err(e) => {
                 tracing::warn!(msg_key = %entry.reply.key, error = %e, "async reply not sent");

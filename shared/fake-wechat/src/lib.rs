@@ -135,6 +135,8 @@ struct State {
     stats: Stats,
     faults: Vec<Fault>,
     latency: Duration,
+    /// Messages still to be delivered without an answer.
+    answers_to_lose: u32,
 }
 
 type Answer = Result<Value, (i64, String)>;
@@ -439,6 +441,7 @@ impl FakeWeChat {
                 stats: Stats::default(),
                 faults: Vec::new(),
                 latency: Duration::ZERO,
+                answers_to_lose: 0,
             })),
         }
     }
@@ -541,6 +544,13 @@ impl FakeWeChat {
         self.lock().faults.clear();
     }
 
+    /// Delivers the next `n` messages but never answers those calls, as
+    /// when WeChat's answer is lost on the way: the caller cannot know
+    /// whether the message went.
+    pub fn lose_answers(&self, n: u32) {
+        self.lock().answers_to_lose = n;
+    }
+
     /// Every answer waits this long first.
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -593,35 +603,65 @@ impl FakeWeChat {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        let (answer, lose) = match self.answer(&method, &path, &query, &json) {
+            Ok(answered) => answered,
+            Err(response) => return *response,
+        };
+        if lose {
+            // Delivered, but the answer never comes: the caller times out.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        wechat(answer)
+    }
+
+    /// WeChat's answer to a call, and whether to lose it (see
+    /// [`FakeWeChat::lose_answers`]); `Err`: an answer made already.
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &BTreeMap<String, String>,
+        json: &Value,
+    ) -> Result<(Answer, bool), Box<Response>> {
         let mut s = self.lock();
+        let delivers = path.starts_with("/cgi-bin/message/");
         let answer = if path == "/cgi-bin/stable_token" && method == Method::POST {
-            match s.injected(&path) {
+            match s.injected(path) {
                 Some(code) => fail(code, "system error"),
-                None => s.stable_token(&json),
+                None => s.stable_token(json),
             }
         } else {
             s.stats.api_calls += 1;
-            if let Err(e) = s.check_token(&query) {
-                return wechat(Err(e));
+            if let Err(e) = s.check_token(query) {
+                return Err(Box::new(wechat(Err(e))));
             }
-            if let Some(code) = s.injected(&path) {
-                return wechat(fail(code, "system error"));
+            if let Some(code) = s.injected(path) {
+                return Err(Box::new(wechat(fail(code, "system error"))));
             }
-            match (method.as_str(), path.as_str()) {
-                ("POST", "/cgi-bin/message/custom/send") => s.custom_send(&json),
-                ("POST", "/cgi-bin/message/template/send") => s.template_send(&json),
+            match (method.as_str(), path) {
+                ("POST", "/cgi-bin/message/custom/send") => s.custom_send(json),
+                ("POST", "/cgi-bin/message/template/send") => s.template_send(json),
                 ("GET", "/cgi-bin/tags/get") => s.tags(),
-                ("POST", "/cgi-bin/user/tag/get") => s.tag_members(&json),
+                ("POST", "/cgi-bin/user/tag/get") => s.tag_members(json),
                 ("GET", "/cgi-bin/user/info") => {
                     s.user_info(query.get("openid").map_or("", String::as_str))
                 }
-                ("POST", "/cgi-bin/user/info/batchget") => s.user_info_batch(&json),
-                ("POST", "/cgi-bin/user/info/updateremark") => s.update_remark(&json),
-                ("POST", "/cgi-bin/tags/members/batchtagging") => s.batch_tagging(&json),
-                _ => return plain(StatusCode::NOT_FOUND, "no such WeChat API in the stand-in"),
+                ("POST", "/cgi-bin/user/info/batchget") => s.user_info_batch(json),
+                ("POST", "/cgi-bin/user/info/updateremark") => s.update_remark(json),
+                ("POST", "/cgi-bin/tags/members/batchtagging") => s.batch_tagging(json),
+                _ => {
+                    return Err(Box::new(plain(
+                        StatusCode::NOT_FOUND,
+                        "no such WeChat API in the stand-in",
+                    )));
+                }
             }
         };
-        wechat(answer)
+        let lose = delivers && answer.is_ok() && s.answers_to_lose > 0;
+        if lose {
+            s.answers_to_lose -= 1;
+        }
+        Ok((answer, lose))
     }
 
     fn control(&self, method: &Method, what: &str, body: &Value) -> Response {

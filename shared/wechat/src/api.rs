@@ -207,7 +207,7 @@ impl HttpWeChatApi {
             "force_refresh": force,
         });
         let url = format!("{}/cgi-bin/stable_token", self.config.base);
-        let answer = self.send(self.http.post(url).json(&body)).await?;
+        let answer = self.send(self.http.post(url).json(&body), false).await?;
         let token = answer["access_token"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -235,19 +235,43 @@ impl HttpWeChatApi {
     }
 
     /// Sends a request and reads WeChat's JSON: `errcode` 0 (or absent)
-    /// is the answer, anything else an [`ApiError::WeChat`].
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ApiError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError::Network(e.without_url().to_string()))?;
+    /// is the answer, anything else an [`ApiError::WeChat`]. For a call
+    /// that `delivers` a message, a failure after the request may have
+    /// gone out (a timeout, a lost or unreadable answer) is
+    /// [`ApiError::Unconfirmed`]: WeChat may have delivered it, so it must
+    /// not be sent again. Only a connection that never opened is a plain
+    /// network error then.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        delivers: bool,
+    ) -> Result<Value, ApiError> {
+        let lost = |e: reqwest::Error| {
+            let connect = e.is_connect();
+            let what = e.without_url().to_string();
+            if delivers && !connect {
+                ApiError::Unconfirmed(what)
+            } else {
+                ApiError::Network(what)
+            }
+        };
+        let response = request.send().await.map_err(lost)?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ApiError::Network(e.without_url().to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            let what = e.without_url().to_string();
+            if delivers {
+                ApiError::Unconfirmed(what)
+            } else {
+                ApiError::Network(what)
+            }
+        })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
-            ApiError::BadResponse(format!("HTTP {status}, {} bytes, not JSON", bytes.len()))
+            let what = format!("HTTP {status}, {} bytes, not JSON", bytes.len());
+            if delivers {
+                ApiError::Unconfirmed(what)
+            } else {
+                ApiError::BadResponse(what)
+            }
         })?;
         match value["errcode"].as_i64() {
             None | Some(0) => Ok(value),
@@ -266,15 +290,31 @@ impl HttpWeChatApi {
     /// Calls `path` with a token, replacing the token once if WeChat says
     /// it is invalid.
     async fn call(&self, get: bool, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.call_as(get, path, body, false).await
+    }
+
+    /// [`Self::call`] for a call that delivers a message (see
+    /// [`Self::send`]).
+    async fn deliver(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.call_as(false, path, body, true).await
+    }
+
+    async fn call_as(
+        &self,
+        get: bool,
+        path: &str,
+        body: &Value,
+        delivers: bool,
+    ) -> Result<Value, ApiError> {
         let token = self.token().await?;
-        match self.call_with(get, path, body, &token).await {
+        match self.call_with(get, path, body, &token, delivers).await {
             Err(e) if e.failure() == Failure::RefreshToken => {
                 tracing::warn!(
                     code = e.code(),
                     "WeChat refused the access token; replacing it"
                 );
                 let token = self.replace(&token).await?;
-                match self.call_with(get, path, body, &token).await {
+                match self.call_with(get, path, body, &token, delivers).await {
                     // Refused again (another instance replaced it in
                     // between): not permanent, try again later.
                     Err(again) if again.failure() == Failure::RefreshToken => {
@@ -296,6 +336,7 @@ impl HttpWeChatApi {
         path: &str,
         body: &Value,
         token: &str,
+        delivers: bool,
     ) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.config.base);
         let request = if get {
@@ -313,7 +354,7 @@ impl HttpWeChatApi {
                 .body(body.to_string())
                 .header("content-type", "application/json; charset=utf-8")
         };
-        self.send(request).await
+        self.send(request, delivers).await
     }
 }
 
@@ -363,13 +404,9 @@ fn user_info_of(v: &Value) -> Result<UserInfo, ApiError> {
 #[async_trait]
 impl WeChatApi for HttpWeChatApi {
     async fn send_custom(&self, openid: &str, msg: &CustomMessage) -> Result<(), ApiError> {
-        self.call(
-            false,
-            "/cgi-bin/message/custom/send",
-            &custom_body(openid, msg),
-        )
-        .await
-        .map(drop)
+        self.deliver("/cgi-bin/message/custom/send", &custom_body(openid, msg))
+            .await
+            .map(drop)
     }
 
     async fn send_template(&self, msg: &TemplateMessage) -> Result<u64, ApiError> {
@@ -383,7 +420,7 @@ impl WeChatApi for HttpWeChatApi {
             body["url"] = json!(url);
         }
         let answer = self
-            .call(false, "/cgi-bin/message/template/send", &body)
+            .deliver("/cgi-bin/message/template/send", &body)
             .await?;
         answer["msgid"]
             .as_u64()

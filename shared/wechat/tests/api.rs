@@ -392,6 +392,66 @@ async fn errors_45015_and_45047_are_recorded_per_user_and_never_retried() {
         1,
         "the 45047 was not retried"
     );
+    let calls = rig.fake.stats().api_calls;
+    let again = rig
+        .outbound
+        .send_custom("oBusy", &text("y"), "t:4")
+        .await
+        .expect_err("refused locally");
+    assert!(
+        matches!(
+            again,
+            ApiError::Refused(Refusal::Undeliverable { code: 45047 })
+        ),
+        "recorded for the user: {again}"
+    );
+    assert_eq!(rig.fake.stats().api_calls, calls, "WeChat was not asked");
+}
+
+#[tokio::test]
+async fn a_message_whose_answer_is_lost_is_not_sent_again_and_counts_as_unknown() {
+    let (fake, base) = fake().await;
+    let opts = Options::default();
+    let mut config = ApiConfig::new(
+        &base,
+        &opts.app_id,
+        AppSecret::new(&opts.secret).expect("secret"),
+    );
+    config.timeout = Duration::from_millis(500);
+    let api = HttpWeChatApi::new(
+        config,
+        Arc::new(MemoryTokenStore::default()),
+        Arc::new(SystemClock),
+    )
+    .expect("client");
+    let windows = Arc::new(MemoryContactWindows::default());
+    let outbound = Outbound::new(
+        Arc::new(api),
+        windows.clone(),
+        Arc::new(MemoryEventSink::default()),
+        Arc::new(SystemClock),
+        OutboundPolicy::default(),
+    );
+    fake.interact("oSlow");
+    windows.touch("oSlow", now()).await.expect("touch");
+    // WeChat delivers the message, but its answer never comes back.
+    fake.lose_answers(1);
+    let err = outbound
+        .send_custom("oSlow", &text("您好"), "t:5")
+        .await
+        .expect_err("no answer in time");
+    assert_eq!(err.failure(), Failure::Unknown, "{err}");
+    assert!(matches!(err, ApiError::Unconfirmed(_)), "{err}");
+    assert_eq!(
+        fake.sent().len(),
+        1,
+        "one attempt, not retried: WeChat may have delivered it"
+    );
+    assert_eq!(
+        windows.get("oSlow").await.expect("window").map(|w| w.sent),
+        Some(1),
+        "its budget stays spent"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 //! `FixedEgressIp`, its calls leave from the IP to whitelist.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -18,7 +18,7 @@ use wca_aws::metrics::{Emf, Metrics};
 use wca_core::outbound::OutboundPolicy;
 use wca_core::{Outbound, SystemClock};
 use wca_webhook::Webhook;
-use wca_webhook::lambda::{REPLY_QUEUE_VAR, Responder, wire};
+use wca_webhook::lambda::{REPLY_DEAD_LETTERS_VAR, REPLY_QUEUE_VAR, Responder, wire};
 use wca_webhook::settings::Env;
 use wca_wechat::api::{ApiConfig, AppSecret, DEFAULT_BASE, HttpWeChatApi};
 
@@ -53,9 +53,12 @@ async fn main() -> Result<(), Error> {
         Webhook::new(wired.settings, wired.ports),
         Arc::new(outbound),
     );
+    let sqs = aws_sdk_sqs::Client::new(&wired.config);
     if let Some(url) = wired.env.var(REPLY_QUEUE_VAR) {
-        let sqs = aws_sdk_sqs::Client::new(&wired.config);
-        responder = responder.with_queue(SqsEventQueue::new(sqs, url));
+        responder = responder.with_queue(SqsEventQueue::new(sqs.clone(), url));
+    }
+    if let Some(url) = wired.env.var(REPLY_DEAD_LETTERS_VAR) {
+        responder = responder.with_dead_letters(SqsEventQueue::new(sqs, url));
     }
     let responder = Arc::new(responder);
     let emf = Emf::from_env("respond");
@@ -63,7 +66,13 @@ async fn main() -> Result<(), Error> {
         let (responder, emf) = (responder.clone(), emf.clone());
         async move {
             let started = Instant::now();
-            let response = responder.handle(event.payload).await;
+            // The invocation's deadline, as an instant of this clock.
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let deadline =
+                started + Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+            let response = responder.handle_until(event.payload, Some(deadline)).await;
             let mut metrics = Metrics::default();
             metrics.add_latency(started);
             emf.emit(&metrics);

@@ -22,13 +22,19 @@ use wca_wechat::Inbound;
 
 use super::{Webhook, processing_deadline, split_stored};
 
-/// How long the record of a send is kept: longer than WeChat's 48-hour
-/// window, after which a late redelivery could not be sent anyway.
+/// How long the records of a decision and of a send are kept: longer
+/// than the queue keeps a message (WeChat's 48-hour window), so a late
+/// redelivery never decides or sends again.
 pub const RESPOND_RECORD_SECS: i64 = 72 * 3600;
 
 /// When to try again after WeChat answered busy (its retries with
 /// back-off already spent).
 const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// When to try again after WeChat refused the account's setup (an IP not
+/// on the whitelist, no permission, a wrong AppSecret): an operator must
+/// act, and the reply waits for them rather than being lost.
+const CONFIG_RETRY: Duration = Duration::from_secs(300);
 
 /// What [`Webhook::respond`] did with a queued message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,18 +47,15 @@ pub enum Responded {
     NoReply,
     /// Not sent, and trying again would not help; why.
     Dropped(String),
-    /// An earlier delivery claimed the send and stopped before it knew
-    /// the outcome; not sent again.
+    /// Whether WeChat has it is unknown: an earlier delivery claimed the
+    /// send and stopped before it knew the outcome, or WeChat's answer was
+    /// lost. Not sent again, so that no one gets it twice.
     Interrupted,
 }
 
 /// Why a queued message must come back later; nothing was sent.
 #[derive(Debug, thiserror::Error)]
 pub enum RespondError {
-    /// The queued body is not a message (it goes to the dead-letter queue
-    /// after its retries, kept for an operator).
-    #[error("the queued message cannot be read: {0}")]
-    Unreadable(String),
     /// A store failed.
     #[error("{stage}: {error}")]
     Store {
@@ -66,7 +69,7 @@ pub enum RespondError {
     #[error("another delivery is deciding this message")]
     Deciding,
     /// WeChat did not take it now (busy, over its limit, the breaker
-    /// open); try again later.
+    /// open, the account's setup refused); try again later.
     #[error("WeChat did not take the reply now: {0}")]
     NotNow(ApiError),
 }
@@ -80,6 +83,7 @@ impl RespondError {
             RespondError::NotNow(ApiError::Refused(wca_core::Refusal::CircuitOpen {
                 retry_in,
             })) => Some(*retry_in),
+            RespondError::NotNow(e) if e.failure() == Failure::Config => Some(CONFIG_RETRY),
             RespondError::NotNow(_) => Some(BUSY_RETRY),
             _ => None,
         }
@@ -123,6 +127,7 @@ impl Webhook {
         {
             Begin::Fresh => {}
             Begin::Done(outcome) if outcome == "sent" => return Ok(Responded::AlreadySent),
+            Begin::Done(outcome) if outcome == "unknown" => return Ok(Responded::Interrupted),
             Begin::Done(outcome) => {
                 return Ok(Responded::Dropped(format!("given up before: {outcome}")));
             }
@@ -150,12 +155,21 @@ impl Webhook {
                 self.finish_send(&claim, "sent").await;
                 Ok(Responded::Sent)
             }
-            Err(e) if e.failure() == Failure::Retry => {
-                // Certainly not sent: the claim goes back for the retry.
+            // Certainly not delivered (WeChat said so, or was not reached):
+            // the claim goes back for the retry.
+            Err(e) if matches!(e.failure(), Failure::Retry | Failure::Config) => {
+                if e.failure() == Failure::Config {
+                    tracing::error!(msg_key = %message.key, error = %e, "WeChat refused the account's setup; the reply waits on the queue until an operator fixes it");
+                }
                 if let Err(release) = self.ports.dedup.release(&claim).await {
                     tracing::error!(msg_key = %message.key, error = %release, "could not give back a send claim; the retry will report it interrupted");
                 }
                 Err(RespondError::NotNow(e))
+            }
+            Err(e) if e.failure() == Failure::Unknown => {
+                tracing::warn!(msg_key = %message.key, error = %e, "WeChat's answer was lost; the reply may have been delivered and is not sent again");
+                self.finish_send(&claim, "unknown").await;
+                Ok(Responded::Interrupted)
             }
             Err(e) => {
                 tracing::warn!(msg_key = %message.key, error = %e, "async reply not sent");
@@ -215,14 +229,22 @@ impl Webhook {
         let inbound = match Inbound::parse(&message.raw_xml) {
             Ok(inbound) => inbound,
             Err(e) => {
+                // The webhook read it, so this does not happen; if it
+                // does, trying again will not help. It is archived.
+                tracing::error!(msg_key = %message.key, error = %e, "a queued message cannot be read; not answered");
                 let _ = self.ports.dedup.release(&decision).await;
-                return Err(RespondError::Unreadable(e.to_string()));
+                return Ok(None);
             }
         };
         let deadline = processing_deadline(self.settings.lease_secs);
         let decided = tokio::time::timeout(
             deadline,
-            self.decide_and_commit(&inbound, message, &decision, super::ReplyBy::Recorded),
+            self.decide_and_commit(
+                &inbound,
+                message,
+                &decision,
+                super::ReplyBy::Recorded(RESPOND_RECORD_SECS),
+            ),
         )
         .await
         .unwrap_or_else(|_| {
