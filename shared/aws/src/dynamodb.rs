@@ -753,7 +753,9 @@ fn key_of(pk: String, sk: String) -> Item {
 fn keyed_by_messages(keys: &[String]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for key in keys {
-        out.push(alone(format!("idem#{key}")));
+        for dedup in wca_core::ports::message_dedup_keys(key) {
+            out.push(alone(format!("idem#{dedup}")));
+        }
         for id in wca_core::ports::message_event_ids(key) {
             out.push(alone(format!("evt#{id}")));
             out.push(alone(format!("once#{id}")));
@@ -909,6 +911,8 @@ impl UserData for DynamoDbStore {
                 }
             } else if sk == "conv" {
                 record.conversation = Some(held_conversation(&item)?);
+            } else if sk == "window" {
+                record.window = Some(window_from(&item)?);
             } else if sk == "profile" {
                 record.profile = Some(
                     serde_json::from_str(&get_s(&item, "profile")?)

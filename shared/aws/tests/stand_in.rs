@@ -354,17 +354,31 @@ async fn a_users_profile_and_tickets_in_the_table_are_exported_and_erased_with_t
         .await
         .expect("ticket");
     store.create(&ticket(&bob, "msg:2")).await.expect("ticket");
+    wca_core::ContactWindows::touch(&store, alice.as_str(), now - 10)
+        .await
+        .expect("window");
 
     let record = store.export(&alice, now).await.expect("export");
     assert_eq!(record.profile, Some(profile(&alice)));
+    assert_eq!(
+        record.window.map(|w| w.last_interaction),
+        Some(now - 10),
+        "the window for messages we start"
+    );
     assert_eq!(record.tickets.len(), 1);
     assert_eq!(record.tickets[0].ticket_id, id);
     assert_eq!(record.tickets[0].request, ticket(&alice, "msg:1"));
 
     let erased = store.erase(&alice).await.expect("erase");
-    assert_eq!((erased.profile, erased.tickets, erased.total()), (1, 1, 2));
+    assert_eq!(
+        (erased.profile, erased.tickets, erased.other, erased.total()),
+        (1, 1, 1, 3)
+    );
     let after = store.export(&alice, now).await.expect("export");
-    assert_eq!((after.profile, after.tickets.len()), (None, 0));
+    assert_eq!(
+        (after.profile, after.tickets.len(), after.window),
+        (None, 0, None)
+    );
     let theirs = store.export(&bob, now).await.expect("export");
     assert_eq!(
         (theirs.profile, theirs.tickets.len()),

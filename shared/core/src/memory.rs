@@ -399,8 +399,11 @@ impl UserData for MemoryUserData {
         let ids: Vec<String> = keys.iter().flat_map(|k| message_event_ids(k)).collect();
         {
             let mut dedup = lock(&self.dedup.0);
-            erased.dedup_records =
-                keys.iter().filter(|k| dedup.remove(*k).is_some()).count() as u64;
+            erased.dedup_records = keys
+                .iter()
+                .flat_map(|k| crate::ports::message_dedup_keys(k))
+                .filter(|k| dedup.remove(k).is_some())
+                .count() as u64;
         }
         {
             let mut events = lock(&self.events.0);

@@ -283,6 +283,12 @@ pub struct UserRecord {
     pub tickets: Vec<Ticket>,
     /// Campaign claims (no campaigns exist yet: always empty).
     pub campaign_claims: Vec<serde_json::Value>,
+    /// What is recorded of the user's 48-hour window for messages we
+    /// start (their last interaction, what we sent since), if anything.
+    pub window: Option<crate::outbound::ContactWindow>,
+    /// Replies to the user waiting to be sent through the
+    /// customer-service API (`wca serve`'s outbox), oldest first.
+    pub pending_replies: Vec<ArchivedReply>,
 }
 
 impl UserRecord {
@@ -299,6 +305,8 @@ impl UserRecord {
             profile: None,
             tickets: Vec::new(),
             campaign_claims: Vec::new(),
+            window: None,
+            pending_replies: Vec::new(),
         }
     }
 
@@ -392,6 +400,17 @@ pub trait UserData: Send + Sync {
     /// gone removes nothing and is not an error; a failure part-way leaves
     /// the rest for the next call.
     async fn erase(&self, openid: &OpenId) -> Result<Erased, PortError>;
+}
+
+/// The dedup records kept under a message's key `msg_key`: WeChat's
+/// retries (`msg_key`), and async replies' decision (`respond:`) and send
+/// (`sent:`), which carry the reply. Erasing a user removes them all.
+pub fn message_dedup_keys(msg_key: &str) -> [String; 3] {
+    [
+        msg_key.to_owned(),
+        format!("respond:{msg_key}"),
+        format!("sent:{msg_key}"),
+    ]
 }
 
 /// The ids of every event that can be about the message `msg_key` (see the

@@ -145,6 +145,28 @@ impl ContactWindows for RedbStore {
     }
 }
 
+/// `openid`'s contact window and outbox entries (personal data on
+/// request), the entries oldest first.
+pub(crate) fn export_user_outbound(
+    txn: &redb::ReadTransaction,
+    openid: &str,
+) -> Result<(Option<ContactWindow>, Vec<ArchivedReply>), LocalError> {
+    let window = txn
+        .open_table(CONTACTS)?
+        .get(openid)?
+        .map(|v| decode("contact_windows", v.value()))
+        .transpose()?;
+    let mut pending = Vec::new();
+    for row in txn.open_table(OUTBOX)?.iter()? {
+        let (_, value) = row?;
+        let row: OutboxRow = decode("outbox", value.value())?;
+        if row.reply.openid == openid {
+            pending.push(row.reply);
+        }
+    }
+    Ok((window, pending))
+}
+
 /// Removes `openid`'s contact window and outbox entries (personal data
 /// on request); returns how many records went.
 pub(crate) fn erase_user_outbound(txn: &WriteTransaction, openid: &str) -> Result<u64, LocalError> {
@@ -351,6 +373,29 @@ mod tests {
         let left = store.pending(10).await.expect("pending");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].reply.openid, "oStays");
+    }
+
+    #[tokio::test]
+    async fn a_users_export_shows_their_window_and_unsent_replies_only() {
+        use wca_core::UserData;
+        let (_dir, store) = fresh();
+        store.touch("oAsks", 7).await.expect("touch");
+        store.touch("oOther", 8).await.expect("touch");
+        put(&store, &reply("msg:1", "oAsks", 1)).await;
+        put(&store, &reply("msg:2", "oOther", 2)).await;
+        put(&store, &reply("msg:3", "oAsks", 3)).await;
+        let asks = wca_core::OpenId::parse("oAsks").expect("openid");
+        let record = store.export(&asks, 10).await.expect("export");
+        assert_eq!(record.window.map(|w| w.last_interaction), Some(7));
+        let keys: Vec<_> = record
+            .pending_replies
+            .iter()
+            .map(|r| r.key.as_str())
+            .collect();
+        assert_eq!(keys, ["msg:1", "msg:3"], "theirs, oldest first");
+        let nobody = wca_core::OpenId::parse("oNobody").expect("openid");
+        let empty = store.export(&nobody, 10).await.expect("export");
+        assert_eq!((empty.window, empty.pending_replies.len()), (None, 0));
     }
 
     #[tokio::test]

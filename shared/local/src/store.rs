@@ -1426,13 +1426,15 @@ fn erase_user(
 
     let mut events = Vec::new();
     for key in &keys {
-        let slot = txn
-            .open_table(IDEMPOTENCY)?
-            .remove(key.as_str())?
-            .map(|bytes| Slot::decode(bytes.value()).ok().map(|slot| slot.until()));
-        if let Some(until) = slot {
-            drop_index_row(txn, IDEMPOTENCY_EXPIRY, key, until)?;
-            erased.dedup_records += 1;
+        for dedup in wca_core::ports::message_dedup_keys(key) {
+            let slot = txn
+                .open_table(IDEMPOTENCY)?
+                .remove(dedup.as_str())?
+                .map(|bytes| Slot::decode(bytes.value()).ok().map(|slot| slot.until()));
+            if let Some(until) = slot {
+                drop_index_row(txn, IDEMPOTENCY_EXPIRY, &dedup, until)?;
+                erased.dedup_records += 1;
+            }
         }
         for id in message_event_ids(key) {
             if txn.open_table(EVENTS)?.remove(id.as_str())?.is_some() {
@@ -1509,6 +1511,8 @@ impl UserData for RedbStore {
                 let board = StoredConversation::decode(bytes.value())?;
                 record.unresolved_since = board.state.unresolved.get(openid.as_str()).copied();
             }
+            (record.window, record.pending_replies) =
+                crate::outbound::export_user_outbound(&txn, openid.as_str())?;
             let events = txn.open_table(EVENTS)?;
             for key in record.message_keys() {
                 for id in message_event_ids(&key) {
