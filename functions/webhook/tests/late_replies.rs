@@ -2,6 +2,8 @@
 //! AppSecret): a reply decided too late for WeChat to take it passively
 //! (a slow lookup) goes through the customer-service API instead, once.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use wca_local::RedbStore;
 use wca_webhook::settings::{FileSettings, Settings};
 use wca_webhook::{AsyncReplies, Ports, Webhook};
 use wca_wechat::api::{ApiConfig, AppSecret, HttpWeChatApi};
-use wca_wechat::{Token, client_side, reply};
+use wca_wechat::reply;
 
 const TOKEN: &str = "lateToken1234";
 const APP_ID: &str = "wxlate000000000001";
@@ -49,24 +51,7 @@ impl ConversationStore for Slow {
 }
 
 async fn post(hook: &Webhook, msg_id: &str, text: &str) -> String {
-    let now = wca_core::Clock::now(&SystemClock);
-    let inner = client_side::text_message_xml("gh_late", USER, now, msg_id, text);
-    let sealed = client_side::seal_request(
-        &Token::new(TOKEN).expect("token"),
-        None,
-        APP_ID,
-        "gh_late",
-        USER,
-        &inner,
-        now,
-        "5",
-        [0; 16],
-    );
-    let response = hook
-        .handle_post(&sealed.parsed_query(), sealed.body.as_bytes())
-        .await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    response.body
+    common::post_text(hook, (TOKEN, APP_ID, "gh_late"), USER, msg_id, text).await
 }
 
 #[tokio::test]

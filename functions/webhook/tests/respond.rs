@@ -4,6 +4,8 @@
 //! (The same path on the AWS stand-in, through SQS FIFO, is in
 //! `tests/tests/async_replies_on_aws.rs`.)
 
+mod common;
+
 use std::sync::Arc;
 
 use wca_core::memory::{
@@ -16,7 +18,6 @@ use wca_fake_wechat::{FakeWeChat, Options};
 use wca_webhook::settings::{FileSettings, Settings};
 use wca_webhook::{AsyncReplies, Ports, Responded, Webhook};
 use wca_wechat::api::{ApiConfig, AppSecret, HttpWeChatApi};
-use wca_wechat::{Token, client_side};
 
 const TOKEN: &str = "respondToken1";
 const APP_ID: &str = "wxrespond000000001";
@@ -115,27 +116,8 @@ async fn rig() -> Rig {
     }
 }
 
-/// Posts a signed plaintext text from `USER`, as WeChat would; returns the
-/// response body.
 async fn post(hook: &Webhook, msg_id: &str, text: &str) -> String {
-    let now = wca_core::Clock::now(&SystemClock);
-    let inner = client_side::text_message_xml("gh_respond", USER, now, msg_id, text);
-    let sealed = client_side::seal_request(
-        &Token::new(TOKEN).expect("token"),
-        None,
-        APP_ID,
-        "gh_respond",
-        USER,
-        &inner,
-        now,
-        "77",
-        [0; 16],
-    );
-    let response = hook
-        .handle_post(&sealed.parsed_query(), sealed.body.as_bytes())
-        .await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    response.body
+    common::post_text(hook, (TOKEN, APP_ID, "gh_respond"), USER, msg_id, text).await
 }
 
 async fn queued_one(rig: &Rig, msg_id: &str) -> ArchivedMessage {
