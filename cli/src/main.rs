@@ -25,6 +25,7 @@
 
 mod ask;
 mod bench;
+mod campaign;
 mod chat;
 mod classify;
 mod event;
@@ -76,6 +77,9 @@ enum Command {
     /// Personal data on request: export or erase everything about one user.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Scheduled and tag campaigns, through the admin API.
+    #[command(subcommand)]
+    Campaign(Box<campaign::CampaignCommand>),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Ask(args) => ask::run(args),
         Command::Event(args) => event::run(args),
         Command::User(cmd) => user::run(cmd),
+        Command::Campaign(cmd) => campaign::run(*cmd),
         Command::Bench(cmd) => bench::run(cmd),
         Command::FakeWechat(args) => outbound::fake_wechat(args),
     };

@@ -26,6 +26,9 @@ pub struct FakeWeChatArgs {
     /// Followers to create (`oFake00001`, ...), all tagged `demo`.
     #[arg(long, default_value_t = 0)]
     followers: u32,
+    /// Followers per page of a tag or of all followers (WeChat: 10,000).
+    #[arg(long, default_value_t = Options::default().page_size)]
+    page_size: usize,
 }
 
 pub fn fake_wechat(args: FakeWeChatArgs) -> anyhow::Result<()> {
@@ -34,6 +37,7 @@ pub fn fake_wechat(args: FakeWeChatArgs) -> anyhow::Result<()> {
         let fake = FakeWeChat::new(Options {
             app_id: args.app_id.clone(),
             secret: args.secret.clone(),
+            page_size: args.page_size.max(1),
             ..Options::default()
         });
         if args.followers > 0 {
@@ -321,6 +325,66 @@ impl ContactWindows for Mirrored {
 /// answering with: WeChat stops waiting after 5 s.
 const LATE_AFTER: Duration = Duration::from_secs(4);
 
+/// The WeChat API client of `wca serve`, shared by async replies and
+/// campaigns (one rate limit and one breaker for the account).
+pub struct WeChatClient {
+    /// The API.
+    pub api: Arc<dyn wca_core::WeChatApi>,
+    /// Sends behind the window, rate limit and breaker.
+    pub outbound: Arc<Outbound>,
+    /// The API's base URL.
+    pub base: String,
+}
+
+/// The client for `stand_in`, or for `WECHAT_API_BASE` when
+/// `WECHAT_APP_SECRET` is set; `None` otherwise.
+pub fn wechat_client(
+    store: &wca_local::RedbStore,
+    app_id: &str,
+    events: Arc<dyn wca_core::EventSink>,
+    stand_in: Option<&DevStandIn>,
+) -> anyhow::Result<Option<WeChatClient>> {
+    let (base, secret) = match stand_in {
+        Some(dev) => (
+            dev.base.clone(),
+            AppSecret::new(&dev.secret).context("the stand-in's secret")?,
+        ),
+        None => {
+            let Some(secret) = std::env::var("WECHAT_APP_SECRET")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+            else {
+                return Ok(None);
+            };
+            (
+                std::env::var("WECHAT_API_BASE")
+                    .ok()
+                    .filter(|b| !b.trim().is_empty())
+                    .unwrap_or_else(|| wca_wechat::api::DEFAULT_BASE.to_owned()),
+                AppSecret::new(&secret).context("WECHAT_APP_SECRET is not a valid AppSecret")?,
+            )
+        }
+    };
+    let clock: Arc<dyn wca_core::Clock> = Arc::new(SystemClock);
+    let api = crate::campaign::AbortAfterSends::wrap(Arc::new(HttpWeChatApi::new(
+        ApiConfig::new(&base, app_id, secret),
+        Arc::new(store.clone()),
+        clock.clone(),
+    )?))?;
+    let outbound = Arc::new(Outbound::new(
+        api.clone(),
+        Arc::new(store.clone()),
+        events,
+        clock,
+        OutboundPolicy::default(),
+    ));
+    Ok(Some(WeChatClient {
+        api,
+        outbound,
+        base,
+    }))
+}
+
 /// Replies through the customer-service API in `wca serve`, sent by a task
 /// that drains the outbox, to `WECHAT_API_BASE` (or to `stand_in`, which
 /// implies async mode):
@@ -332,12 +396,12 @@ const LATE_AFTER: Duration = Duration::from_secs(4);
 /// `None` in passive mode without an AppSecret.
 pub fn async_replies(
     store: &wca_local::RedbStore,
-    app_id: &str,
+    client: Option<&WeChatClient>,
     events: Arc<dyn wca_core::EventSink>,
     stand_in: Option<&DevStandIn>,
 ) -> anyhow::Result<Option<(wca_webhook::AsyncReplies, ReplySender)>> {
     let mode = std::env::var("WCA_REPLY_MODE").unwrap_or_default();
-    let has_secret = std::env::var("WECHAT_APP_SECRET").is_ok_and(|s| !s.trim().is_empty());
+    let has_secret = client.is_some();
     let mut late_after = None;
     match (mode.trim(), stand_in) {
         ("" | "async", Some(_)) => {}
@@ -362,38 +426,13 @@ pub fn async_replies(
         }
         (other, _) => bail!("WCA_REPLY_MODE must be passive or async, not {other:?}"),
     }
-    let (base, secret) = match stand_in {
-        Some(dev) => (
-            dev.base.clone(),
-            AppSecret::new(&dev.secret).context("the stand-in's secret")?,
-        ),
-        None => (
-            std::env::var("WECHAT_API_BASE")
-                .ok()
-                .filter(|b| !b.trim().is_empty())
-                .unwrap_or_else(|| wca_wechat::api::DEFAULT_BASE.to_owned()),
-            std::env::var("WECHAT_APP_SECRET")
-                .ok()
-                .and_then(|s| AppSecret::new(&s))
-                .context(
-                    "WCA_REPLY_MODE=async sends through the WeChat API: set WECHAT_APP_SECRET \
-                     (or try it with `wca serve --fake-wechat`)",
-                )?,
-        ),
-    };
-    let clock: Arc<dyn wca_core::Clock> = Arc::new(SystemClock);
-    let api = HttpWeChatApi::new(
-        ApiConfig::new(&base, app_id, secret),
-        Arc::new(store.clone()),
-        clock.clone(),
+    let client = client.context(
+        "WCA_REPLY_MODE=async sends through the WeChat API: set WECHAT_APP_SECRET \
+         (or try it with `wca serve --fake-wechat`)",
     )?;
-    let outbound = Outbound::new(
-        Arc::new(api),
-        Arc::new(store.clone()),
-        events.clone(),
-        clock.clone(),
-        OutboundPolicy::default(),
-    );
+    let base = client.base.clone();
+    let outbound = client.outbound.clone();
+    let clock: Arc<dyn wca_core::Clock> = Arc::new(SystemClock);
     let wake = Arc::new(tokio::sync::Notify::new());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let outbox = store.clone();

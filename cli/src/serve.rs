@@ -68,21 +68,46 @@ fn dev_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
     if let Some(token) = read_dev_token(data_dir) {
         return Ok((token, false));
     }
+    Ok((private_token(&dev_token_path(data_dir))?, true))
+}
+
+/// The admin tokens: `WCA_ADMIN_TOKEN` / `WCA_ADMIN_TOKENS`, or else one
+/// kept in `data_dir/admin-token` (made on first start, owner-only), which
+/// `wca campaign` reads by itself.
+fn admin_tokens(data_dir: &Path) -> anyhow::Result<wca_admin::Admins> {
+    let mut admins = wca_admin::Admins::from_vars(|name| std::env::var(name).ok())
+        .map_err(anyhow::Error::msg)?;
+    if admins.is_empty() {
+        let path = crate::campaign::admin_token_path(data_dir);
+        let token = match std::fs::read_to_string(&path) {
+            Ok(t) if t.trim().len() >= wca_admin::MIN_TOKEN_LEN => t.trim().to_owned(),
+            _ => private_token(&path)?,
+        };
+        admins.add("admin", &token).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "wca: admin API at /admin/ with the token in {} (`wca campaign` finds it; set WCA_ADMIN_TOKEN to choose your own)",
+            path.display()
+        );
+    }
+    Ok(admins)
+}
+
+/// Writes a new random token to `path`, readable by its owner only.
+fn private_token(path: &Path) -> anyhow::Result<String> {
     let token: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(32)
         .map(char::from)
         .collect();
-    let path = dev_token_path(data_dir);
     let mut file = std::fs::OpenOptions::new();
     // An empty file left behind is written over.
     file.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-    file.open(&path)
+    file.open(path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, token.as_bytes()))
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok((token, true))
+    Ok(token)
 }
 
 /// Creates `dir` (and its parents) readable by its owner only: it holds
@@ -191,12 +216,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let async_replies = crate::outbound::async_replies(
+    let client = crate::outbound::wechat_client(
         &store,
         &settings.callback.app_id,
         sink.clone(),
         stand_in.as_ref(),
     )?;
+    let async_replies =
+        crate::outbound::async_replies(&store, client.as_ref(), sink.clone(), stand_in.as_ref())?;
     // Everything a message produces is written in one transaction: after
     // a crash it is fully processed or not at all.
     let commit = store.message_commit(settings.timezone.clone());
@@ -206,6 +233,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Platform::default()
     };
     let shop = wca_webhook::shop::build(&settings, &ProcessEnv, platform)?;
+    let admins = admin_tokens(&args.data_dir)?;
+    let (campaigns, scheduler) = crate::campaign::local(
+        &store,
+        &settings,
+        client.as_ref(),
+        shop.profiles.clone(),
+        stand_in.as_ref(),
+    )?;
     let watched = store.clone();
     let ports = Ports {
         archive: Arc::new(store.clone()),
@@ -235,7 +270,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let app = router(hook.clone());
+    let admin = wca_admin::Admin {
+        campaigns,
+        admins,
+        wake: Some(scheduler.wake()),
+    };
+    let app = router(hook.clone()).merge(wca_admin::router(Arc::new(admin)));
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
@@ -257,6 +297,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(hook);
     retention.abort();
+    scheduler.stop(DRAIN_WITHIN).await;
     if let Some(sender) = sender {
         sender.stop(DRAIN_WITHIN).await;
     }

@@ -20,6 +20,9 @@ pub fn wca() -> Command {
         "WCA_REPLY_MODE",
         "WECHAT_API_BASE",
         "WECHAT_APP_SECRET",
+        "WCA_ADMIN_TOKEN",
+        "WCA_ADMIN_TOKENS",
+        "WCA_TEST_ABORT_AFTER_SENDS",
     ] {
         cmd.env_remove(var);
     }

@@ -74,8 +74,9 @@ fn history_key(at: i64, key: &str, side: char) -> String {
 /// The DynamoDB adapter of the storage ports.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
-    client: Client,
-    table: String,
+    // Crate-visible for the campaign items in `campaigns.rs`.
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 type Item = HashMap<String, AttributeValue>;

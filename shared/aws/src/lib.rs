@@ -1,6 +1,6 @@
 //! AWS adapters of the `wca-core` ports: DynamoDB for the archive, the
-//! dedup keys, the event log and the counters; EventBridge for the event
-//! sink; SQS for reading events back. Beside them, what every function's
+//! dedup keys, the event log, the counters and the campaigns; EventBridge
+//! for the event sink; SQS for reading events back. Beside them, what every function's
 //! `main` needs from AWS: [`Secrets`] from SSM at cold start,
 //! [`init_tracing`] for Lambda's log formats, and [`metrics`] in
 //! CloudWatch's embedded metric format.
@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod campaigns;
 mod dynamodb;
 mod eventbridge;
 mod logs;

@@ -1055,6 +1055,176 @@ pub async fn contact_windows(windows: Arc<dyn crate::ContactWindows>) {
     );
 }
 
+/// [`crate::campaign::CampaignStore`]: ids are taken once, replaces are
+/// compare-and-set on the version, an occurrence and a delivery are each
+/// claimed once, and deliveries list per occurrence.
+pub async fn campaign_store(store: &dyn crate::campaign::CampaignStore) {
+    use crate::campaign::{Delivery, NewCampaign, Occurrence, OccurrenceState, Outcome};
+    let now = 1_800_000_000;
+    let campaign = NewCampaign {
+        name: "会员日".to_owned(),
+        cron: Some("0 9 * * 1".to_owned()),
+        tz: Some("Asia/Shanghai".to_owned()),
+        audience: "segment:vip>=2,tag=复购".to_owned(),
+        channel: "custom".to_owned(),
+        text: "{{name}}，本周会员日".to_owned(),
+        defaults: BTreeMap::from([("name".to_owned(), "亲".to_owned())]),
+        quiet_hours: Some("22-8".to_owned()),
+        ..NewCampaign::default()
+    }
+    .build("c0000000000a1".to_owned(), "alice", now, None)
+    .expect("valid campaign");
+    assert!(store.insert(&campaign).await.expect("insert"));
+    assert!(
+        !store.insert(&campaign).await.expect("insert again"),
+        "an id is taken once"
+    );
+    assert_eq!(
+        store.get(&campaign.id).await.expect("get"),
+        Some(campaign.clone()),
+        "every field comes back as written"
+    );
+    assert_eq!(store.get("c-missing").await.expect("get"), None);
+
+    let mut paused = campaign.clone();
+    paused.status = crate::campaign::Status::Paused;
+    paused.version = campaign.version + 1;
+    assert!(store.replace(&paused).await.expect("replace"));
+    assert!(
+        !store.replace(&paused).await.expect("stale replace"),
+        "a replace based on an old version is refused"
+    );
+    let mut ghost = campaign.clone();
+    ghost.id = "c-ghost".to_owned();
+    ghost.version = 2;
+    assert!(
+        !store.replace(&ghost).await.expect("replace missing"),
+        "a replace does not create"
+    );
+    let mut second = campaign.clone();
+    second.id = "c0000000000a0".to_owned();
+    assert!(store.insert(&second).await.expect("insert"));
+    let ids: Vec<String> = store
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, vec!["c0000000000a0", "c0000000000a1"], "listed by id");
+
+    let first = Occurrence::start(&campaign.id, now + 600, now + 601);
+    assert!(store.claim_occurrence(&first).await.expect("claim"));
+    let mut twice = first.clone();
+    twice.started_at += 5;
+    assert!(
+        !store.claim_occurrence(&twice).await.expect("claim again"),
+        "an occurrence is claimed once"
+    );
+    let earlier = Occurrence::start(&campaign.id, now, now);
+    assert!(store.claim_occurrence(&earlier).await.expect("claim"));
+    let other = Occurrence::start(&second.id, now, now);
+    assert!(
+        store.claim_occurrence(&other).await.expect("claim"),
+        "the same time of another campaign is its own occurrence"
+    );
+    let mut progressed = first.clone();
+    progressed.cursor = Some("oCursor-1".to_owned());
+    progressed.pages = 3;
+    progressed.audience = 2500;
+    progressed.state = OccurrenceState::Expanded;
+    progressed.expanded_at = Some(now + 700);
+    store.save_occurrence(&progressed).await.expect("save");
+    assert_eq!(
+        store
+            .occurrence(&campaign.id, now + 600)
+            .await
+            .expect("occurrence"),
+        Some(progressed.clone())
+    );
+    assert_eq!(
+        store.occurrences(&campaign.id).await.expect("occurrences"),
+        vec![earlier.clone(), progressed.clone()],
+        "oldest first, this campaign's only"
+    );
+
+    let occ = progressed.id();
+    assert_eq!(
+        store
+            .claim_delivery(&occ, "oUser-1", now + 610)
+            .await
+            .expect("claim"),
+        None,
+        "the first claim wins"
+    );
+    assert_eq!(
+        store
+            .claim_delivery(&occ, "oUser-1", now + 611)
+            .await
+            .expect("claim again"),
+        Some(Delivery {
+            openid: "oUser-1".to_owned(),
+            outcome: Outcome::Sending,
+            at: now + 610,
+        }),
+        "a second claim gets the first one's record"
+    );
+    let sent = Delivery {
+        openid: "oUser-1".to_owned(),
+        outcome: Outcome::Sent,
+        at: now + 612,
+    };
+    store.finish_delivery(&occ, &sent).await.expect("finish");
+    assert_eq!(
+        store
+            .claim_delivery(&occ, "oUser-1", now + 700)
+            .await
+            .expect("claim after send"),
+        Some(sent.clone()),
+        "a sent recipient is never claimed again"
+    );
+    assert_eq!(
+        store
+            .claim_delivery(&occ, "oUser-2", now + 613)
+            .await
+            .expect("claim"),
+        None
+    );
+    store
+        .release_delivery(&occ, "oUser-2")
+        .await
+        .expect("release");
+    assert_eq!(
+        store
+            .claim_delivery(&occ, "oUser-2", now + 614)
+            .await
+            .expect("claim after release"),
+        None,
+        "a released claim can be taken again"
+    );
+    let skipped = Delivery {
+        openid: "oUser-2".to_owned(),
+        outcome: Outcome::Skipped {
+            reason: "missing:name".to_owned(),
+        },
+        at: now + 615,
+    };
+    store.finish_delivery(&occ, &skipped).await.expect("finish");
+    assert_eq!(
+        store
+            .claim_delivery(&earlier.id(), "oUser-1", now)
+            .await
+            .expect("claim in another occurrence"),
+        None,
+        "each occurrence has its own claims"
+    );
+    assert_eq!(
+        store.deliveries(&occ).await.expect("deliveries"),
+        vec![sent, skipped],
+        "this occurrence's records, by OpenID"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     //! The conversation contract must catch the adapters it exists to

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod analytics;
+pub mod campaign;
 pub mod clock;
 pub mod commit;
 pub mod contract;

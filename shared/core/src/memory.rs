@@ -423,6 +423,11 @@ mod contract_tests {
     use crate::contract;
 
     #[tokio::test]
+    async fn memory_campaigns_keep_the_campaign_store_contract() {
+        contract::campaign_store(&MemoryCampaigns::default()).await;
+    }
+
+    #[tokio::test]
     async fn memory_archive_keeps_the_archive_contract() {
         contract::archive(&MemoryArchive::default()).await;
     }
@@ -574,5 +579,142 @@ impl MessageQueue for MemoryMessageQueue {
             queue.push(message.clone());
         }
         Ok(())
+    }
+}
+
+/// [`crate::campaign::CampaignStore`] in maps.
+#[derive(Debug, Default)]
+pub struct MemoryCampaigns(Mutex<CampaignMaps>);
+
+#[derive(Debug, Default)]
+struct CampaignMaps {
+    campaigns: std::collections::BTreeMap<String, crate::campaign::Campaign>,
+    occurrences: std::collections::BTreeMap<(String, i64), crate::campaign::Occurrence>,
+    deliveries: std::collections::BTreeMap<(String, String), crate::campaign::Delivery>,
+}
+
+#[async_trait]
+impl crate::campaign::CampaignStore for MemoryCampaigns {
+    async fn insert(&self, campaign: &crate::campaign::Campaign) -> Result<bool, PortError> {
+        let mut m = lock(&self.0);
+        if m.campaigns.contains_key(&campaign.id) {
+            return Ok(false);
+        }
+        m.campaigns.insert(campaign.id.clone(), campaign.clone());
+        Ok(true)
+    }
+
+    async fn replace(&self, campaign: &crate::campaign::Campaign) -> Result<bool, PortError> {
+        let mut m = lock(&self.0);
+        match m.campaigns.get(&campaign.id) {
+            Some(stored) if stored.version + 1 == campaign.version => {
+                m.campaigns.insert(campaign.id.clone(), campaign.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<crate::campaign::Campaign>, PortError> {
+        Ok(lock(&self.0).campaigns.get(id).cloned())
+    }
+
+    async fn list(&self) -> Result<Vec<crate::campaign::Campaign>, PortError> {
+        Ok(lock(&self.0).campaigns.values().cloned().collect())
+    }
+
+    async fn claim_occurrence(
+        &self,
+        occurrence: &crate::campaign::Occurrence,
+    ) -> Result<bool, PortError> {
+        let key = (occurrence.campaign_id.clone(), occurrence.scheduled_at);
+        let mut m = lock(&self.0);
+        if m.occurrences.contains_key(&key) {
+            return Ok(false);
+        }
+        m.occurrences.insert(key, occurrence.clone());
+        Ok(true)
+    }
+
+    async fn save_occurrence(
+        &self,
+        occurrence: &crate::campaign::Occurrence,
+    ) -> Result<(), PortError> {
+        let key = (occurrence.campaign_id.clone(), occurrence.scheduled_at);
+        lock(&self.0).occurrences.insert(key, occurrence.clone());
+        Ok(())
+    }
+
+    async fn occurrence(
+        &self,
+        campaign_id: &str,
+        scheduled_at: i64,
+    ) -> Result<Option<crate::campaign::Occurrence>, PortError> {
+        Ok(lock(&self.0)
+            .occurrences
+            .get(&(campaign_id.to_owned(), scheduled_at))
+            .cloned())
+    }
+
+    async fn occurrences(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<crate::campaign::Occurrence>, PortError> {
+        Ok(lock(&self.0)
+            .occurrences
+            .range((campaign_id.to_owned(), i64::MIN)..=(campaign_id.to_owned(), i64::MAX))
+            .map(|(_, o)| o.clone())
+            .collect())
+    }
+
+    async fn claim_delivery(
+        &self,
+        occurrence_id: &str,
+        openid: &str,
+        at: i64,
+    ) -> Result<Option<crate::campaign::Delivery>, PortError> {
+        let key = (occurrence_id.to_owned(), openid.to_owned());
+        let mut m = lock(&self.0);
+        if let Some(existing) = m.deliveries.get(&key) {
+            return Ok(Some(existing.clone()));
+        }
+        m.deliveries.insert(
+            key,
+            crate::campaign::Delivery {
+                openid: openid.to_owned(),
+                outcome: crate::campaign::Outcome::Sending,
+                at,
+            },
+        );
+        Ok(None)
+    }
+
+    async fn finish_delivery(
+        &self,
+        occurrence_id: &str,
+        delivery: &crate::campaign::Delivery,
+    ) -> Result<(), PortError> {
+        let key = (occurrence_id.to_owned(), delivery.openid.clone());
+        lock(&self.0).deliveries.insert(key, delivery.clone());
+        Ok(())
+    }
+
+    async fn release_delivery(&self, occurrence_id: &str, openid: &str) -> Result<(), PortError> {
+        lock(&self.0)
+            .deliveries
+            .remove(&(occurrence_id.to_owned(), openid.to_owned()));
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        occurrence_id: &str,
+    ) -> Result<Vec<crate::campaign::Delivery>, PortError> {
+        Ok(lock(&self.0)
+            .deliveries
+            .range((occurrence_id.to_owned(), String::new())..)
+            .take_while(|((occ, _), _)| occ == occurrence_id)
+            .map(|(_, d)| d.clone())
+            .collect())
     }
 }

@@ -1,8 +1,8 @@
 //! Speaking first: the WeChat API port, its error model, and the guards
 //! every outbound send passes before WeChat is called.
 //!
-//! - [`WeChatApi`] is the port: customer-service and template messages,
-//!   tags, user info, remarks. `wca-wechat` has the HTTP adapter (with the
+//! - [`WeChatApi`] is the port: customer-service, template and mass
+//!   messages, followers, tags, user info, remarks. `wca-wechat` has the HTTP adapter (with the
 //!   shared access token), and `wca-fake-wechat` the stand-in.
 //! - [`Failure`] sorts every error into what to do next: retry, refresh
 //!   the token, give up on this recipient, or fix the configuration.
@@ -153,10 +153,12 @@ pub enum Failure {
     Recipient,
     /// The account is not set up for the call; nothing works until an
     /// operator acts (40164 IP not whitelisted, 48001 no permission,
-    /// 40013 bad AppID, 40125 bad AppSecret).
+    /// 40013 bad AppID, 40125 bad AppSecret) or the next month (45028 no
+    /// mass-send quota left).
     Config,
     /// WeChat refused this message (too long, bad media id, ...): sending
-    /// it again will fail again.
+    /// it again will fail again. 45065 (a mass send's `clientmsgid` seen
+    /// within 24 hours) is one: that send already went.
     Rejected,
     /// The request went out but its answer was lost (a timeout, a broken
     /// connection, an unreadable answer): WeChat may have delivered the
@@ -171,7 +173,9 @@ impl Failure {
             -1 | 45009 | 45011 => Failure::Retry,
             40001 | 42001 | 40014 => Failure::RefreshToken,
             45015 | 45047 | 43004 | 40003 => Failure::Recipient,
-            40164 | 48001 | 40013 | 40125 | 41004 | 61024 | 89503 => Failure::Config,
+            40164 | 48001 | 40013 | 40125 | 41004 | 61024 | 89503 | 45028 => Failure::Config,
+            // A mass send's clientmsgid seen within 24 hours: it went.
+            45065 => Failure::Rejected,
             _ => Failure::Rejected,
         }
     }
@@ -349,6 +353,26 @@ pub trait WeChatApi: Send + Sync {
     async fn set_remark(&self, openid: &str, remark: &str) -> Result<(), ApiError>;
     /// Puts tag `tag_id` on up to 50 users.
     async fn tag_users(&self, tag_id: u64, openids: &[String]) -> Result<(), ApiError>;
+    /// A page of all the account's followers (`user/get`, up to 10,000 a
+    /// page), from `next_openid` (the start when `None`); the last page
+    /// has `next_openid: None`.
+    async fn followers(&self, next_openid: Option<&str>) -> Result<TagPage, ApiError>;
+    /// Mass-sends the text `content` (`message/mass/sendall`) to the
+    /// followers carrying tag `tag_id`, or to all followers when `None`;
+    /// returns WeChat's `msg_id`.
+    ///
+    /// WeChat refuses a `clientmsgid` it has seen in the last 24 hours
+    /// with errcode 45065, so a retried mass send is never delivered
+    /// twice: keep the same `clientmsgid` for every attempt of one send.
+    /// A service account has 4 mass sends a month (a subscription account
+    /// 1 a day); when they are spent WeChat answers 45028. A lost answer
+    /// is [`ApiError::Unconfirmed`], as for any message.
+    async fn mass_send_text(
+        &self,
+        tag_id: Option<u64>,
+        content: &str,
+        clientmsgid: &str,
+    ) -> Result<u64, ApiError>;
 }
 
 /// An access token as cached in the store, shared by every instance.
@@ -1169,10 +1193,12 @@ mod tests {
         for code in [45015, 45047, 43004, 40003] {
             assert_eq!(Failure::of_errcode(code), Failure::Recipient, "{code}");
         }
-        for code in [40164, 48001] {
+        for code in [40164, 48001, 45028] {
             assert_eq!(Failure::of_errcode(code), Failure::Config, "{code}");
         }
-        assert_eq!(Failure::of_errcode(45002), Failure::Rejected);
+        for code in [45002, 45065] {
+            assert_eq!(Failure::of_errcode(code), Failure::Rejected, "{code}");
+        }
         assert_eq!(
             ApiError::Network("reset".into()).failure(),
             Failure::Retry,

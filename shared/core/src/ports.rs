@@ -281,7 +281,11 @@ pub struct UserRecord {
     pub profile: Option<Profile>,
     /// After-sales tickets the store holds for the user, oldest first.
     pub tickets: Vec<Ticket>,
-    /// Campaign claims (no campaigns exist yet: always empty).
+    /// The user's campaign delivery records, where the store holds
+    /// campaigns: each a JSON object `{"occurrence", "openid", "outcome",
+    /// "at"}`, the occurrence id (`{campaign}@{scheduled_at}`) with the
+    /// [`crate::campaign::Delivery`] (what was sent to, or skipped for,
+    /// the user, and when). Empty where the store holds no campaigns.
     pub campaign_claims: Vec<serde_json::Value>,
     /// What is recorded of the user's 48-hour window for messages we
     /// start (their last interaction, what we sent since), if anything.
@@ -361,7 +365,9 @@ pub struct Erased {
     pub profile: u64,
     /// After-sales tickets.
     pub tickets: u64,
-    /// Campaign claims.
+    /// Campaign delivery records of the user (one per occurrence they
+    /// were claimed, sent or skipped in); see
+    /// [`UserRecord::campaign_claims`].
     pub campaign_claims: u64,
     /// Everything else of the user's: the window and unsent replies of
     /// messages we start, and items this version of wca does not know (a

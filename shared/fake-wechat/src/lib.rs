@@ -9,8 +9,11 @@
 //! - customer-service messages only within 48 hours of the user's last
 //!   message (45015), at most 5 per user message (45047), not to users who
 //!   left (43004) or never existed (40003);
-//! - template messages to followers, tags with paged members, user info,
-//!   remarks.
+//! - template messages to followers, tags with paged members, all
+//!   followers paged (`user/get`), user info, remarks;
+//! - text mass sends (`message/mass/sendall`) to all followers or a tag's,
+//!   refusing a `clientmsgid` seen within 24 hours (45065) and counting a
+//!   monthly quota (45028 when spent).
 //!
 //! Under `/_fake/` it takes orders and answers questions: add followers
 //! and tags, record a user's message, invalidate tokens, inject busy
@@ -52,6 +55,9 @@ pub struct Options {
     pub page_size: usize,
     /// Forced token refreshes a day (WeChat: 20).
     pub forced_refreshes_per_day: u32,
+    /// Mass sends per calendar month (UTC) of the stand-in's clock
+    /// (WeChat: 4 for a service account).
+    pub mass_sends_per_month: u32,
 }
 
 impl Default for Options {
@@ -62,6 +68,7 @@ impl Default for Options {
             token_ttl_secs: 7200,
             page_size: 10_000,
             forced_refreshes_per_day: 20,
+            mass_sends_per_month: 4,
         }
     }
 }
@@ -71,7 +78,7 @@ impl Default for Options {
 pub struct Sent {
     /// The recipient.
     pub openid: String,
-    /// `custom` or `template`.
+    /// `custom`, `template` or `mass` (one per recipient of a mass send).
     pub api: String,
     /// `text`, `image`, `news`, `link`, or `template`.
     pub msgtype: String,
@@ -137,6 +144,10 @@ struct State {
     latency: Duration,
     /// Messages still to be delivered without an answer.
     answers_to_lose: u32,
+    /// The `clientmsgid` of each mass send, and when it went.
+    mass_ids: HashMap<String, i64>,
+    /// The month ([`month_of`]) and how many mass sends went in it.
+    mass_month: (i64, u32),
 }
 
 type Answer = Result<Value, (i64, String)>;
@@ -315,6 +326,102 @@ impl State {
         Ok(json!({"msgid": msgid}))
     }
 
+    fn followers(&self, query: &BTreeMap<String, String>) -> Answer {
+        let after = query.get("next_openid").map_or("", String::as_str);
+        let subscribed = || {
+            self.followers
+                .iter()
+                .filter(|(_, f)| f.subscribed)
+                .map(|(id, _)| id)
+        };
+        let total = subscribed().count();
+        let mut rest = subscribed().filter(|id| id.as_str() > after);
+        let page: Vec<&String> = rest.by_ref().take(self.opts.page_size).collect();
+        if page.is_empty() {
+            return Ok(json!({"total": total, "count": 0, "next_openid": ""}));
+        }
+        // The last of the page when more follow, empty at the end.
+        let next = match rest.next() {
+            Some(_) => page.last().map_or(String::new(), |s| (*s).clone()),
+            None => String::new(),
+        };
+        Ok(json!({
+            "total": total,
+            "count": page.len(),
+            "data": {"openid": page},
+            "next_openid": next,
+        }))
+    }
+
+    fn mass_send(&mut self, body: &Value) -> Answer {
+        if body["msgtype"] != "text" {
+            // The stand-in mass-sends text only.
+            return fail(40008, "invalid message type");
+        }
+        let content = body["text"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if content.is_empty() {
+            return fail(44004, "empty content");
+        }
+        let to_all = body["filter"]["is_to_all"].as_bool().unwrap_or(false);
+        let tag = if to_all {
+            None
+        } else {
+            match body["filter"]["tag_id"]
+                .as_u64()
+                .filter(|t| self.tags.contains_key(t))
+            {
+                Some(tag) => Some(tag),
+                // 40050 is WeChat's documented "invalid group id" (tags
+                // replaced groups in the mass-send filter); what sendall
+                // answers for an unknown tag_id is not documented.
+                None => return fail(40050, "invalid group id"),
+            }
+        };
+        let now = self.now();
+        let clientmsgid = body["clientmsgid"].as_str().unwrap_or_default().to_owned();
+        self.mass_ids.retain(|_, at| now - *at < 86_400);
+        if !clientmsgid.is_empty() && self.mass_ids.contains_key(&clientmsgid) {
+            return fail(45065, "clientmsgid exist");
+        }
+        let month = month_of(now);
+        if self.mass_month.0 != month {
+            self.mass_month = (month, 0);
+        }
+        if self.mass_month.1 >= self.opts.mass_sends_per_month {
+            return fail(45028, "has no masssend quota");
+        }
+        self.mass_month.1 += 1;
+        if !clientmsgid.is_empty() {
+            self.mass_ids.insert(clientmsgid, now);
+        }
+        let recipients: Vec<String> = self
+            .followers
+            .iter()
+            .filter(|(_, f)| f.subscribed && tag.is_none_or(|t| f.tags.contains(&t)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for openid in recipients {
+            self.sent.push(Sent {
+                openid,
+                api: "mass".to_owned(),
+                msgtype: "text".to_owned(),
+                content: content.clone(),
+                body: body.clone(),
+                at: now,
+            });
+        }
+        self.serial += 1;
+        let msg_id = self.serial;
+        Ok(json!({
+            "errmsg": "send job submission success",
+            "msg_id": msg_id,
+            "msg_data_id": msg_id,
+        }))
+    }
+
     fn tags(&self) -> Answer {
         let tags: Vec<Value> = self
             .tags
@@ -442,6 +549,8 @@ impl FakeWeChat {
                 faults: Vec::new(),
                 latency: Duration::ZERO,
                 answers_to_lose: 0,
+                mass_ids: HashMap::new(),
+                mass_month: (i64::MIN, 0),
             })),
         }
     }
@@ -641,6 +750,8 @@ impl FakeWeChat {
             match (method.as_str(), path) {
                 ("POST", "/cgi-bin/message/custom/send") => s.custom_send(json),
                 ("POST", "/cgi-bin/message/template/send") => s.template_send(json),
+                ("POST", "/cgi-bin/message/mass/sendall") => s.mass_send(json),
+                ("GET", "/cgi-bin/user/get") => s.followers(query),
                 ("GET", "/cgi-bin/tags/get") => s.tags(),
                 ("POST", "/cgi-bin/user/tag/get") => s.tag_members(json),
                 ("GET", "/cgi-bin/user/info") => {
@@ -751,9 +862,245 @@ fn wechat(answer: Answer) -> Response {
         .unwrap_or_default()
 }
 
+/// The calendar month (UTC) of Unix time `secs`, as `year * 12 + month - 1`
+/// (Howard Hinnant's `civil_from_days`).
+fn month_of(secs: i64) -> i64 {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    year * 12 + month - 1
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response {
     Response::builder()
         .status(status)
         .body(Body::from(text))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-03-10T12:00:00Z.
+    const MARCH_10: i64 = 1_773_144_000;
+
+    /// A stand-in whose clock reads `at` (Unix seconds).
+    fn fake_at(opts: Options, at: i64) -> FakeWeChat {
+        let fake = FakeWeChat::new(opts);
+        {
+            let mut s = fake.lock();
+            let wall = s.now_ms() - s.clock_offset_ms;
+            s.clock_offset_ms = at * 1000 - wall;
+        }
+        fake
+    }
+
+    /// WeChat's answer to a call with a fresh token, and whether it is to
+    /// be lost.
+    fn call(
+        fake: &FakeWeChat,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> (Answer, bool) {
+        let mut q: BTreeMap<String, String> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let token = fake.lock().new_token();
+        q.insert("access_token".to_owned(), token);
+        match fake.answer(&method, path, &q, body) {
+            Ok(answered) => answered,
+            Err(_) => (fail(-999, "answered before the API"), false),
+        }
+    }
+
+    fn followers_page(fake: &FakeWeChat, next: &str) -> Value {
+        let query: &[(&str, &str)] = if next.is_empty() {
+            &[]
+        } else {
+            &[("next_openid", next)]
+        };
+        call(fake, Method::GET, "/cgi-bin/user/get", query, &Value::Null)
+            .0
+            .expect("a page")
+    }
+
+    fn mass(fake: &FakeWeChat, body: &Value) -> Answer {
+        call(
+            fake,
+            Method::POST,
+            "/cgi-bin/message/mass/sendall",
+            &[],
+            body,
+        )
+        .0
+    }
+
+    fn text_to(filter: Value, content: &str, clientmsgid: &str) -> Value {
+        json!({
+            "filter": filter,
+            "text": {"content": content},
+            "msgtype": "text",
+            "clientmsgid": clientmsgid,
+        })
+    }
+
+    fn to_all(clientmsgid: &str) -> Value {
+        text_to(json!({"is_to_all": true}), "春节放假通知", clientmsgid)
+    }
+
+    fn code(answer: &Answer) -> i64 {
+        answer.as_ref().err().map_or(0, |(code, _)| *code)
+    }
+
+    #[test]
+    fn followers_come_in_pages_in_openid_order_without_those_who_left() {
+        let fake = fake_at(
+            Options {
+                page_size: 2,
+                ..Options::default()
+            },
+            MARCH_10,
+        );
+        for id in ["oE", "oC", "oA", "oD", "oB"] {
+            fake.add_follower(id, &[]);
+        }
+        fake.set_subscribed("oC", false);
+        let first = followers_page(&fake, "");
+        assert_eq!(first["data"]["openid"], json!(["oA", "oB"]));
+        assert_eq!(first["next_openid"], "oB", "more follow");
+        assert_eq!(first["total"], 4);
+        let second = followers_page(&fake, "oB");
+        assert_eq!(second["data"]["openid"], json!(["oD", "oE"]));
+        assert_eq!(second["next_openid"], "", "none follow: the end");
+        let past = followers_page(&fake, "oE");
+        assert_eq!(past["count"], 0);
+        assert_eq!(past["next_openid"], "");
+    }
+
+    #[test]
+    fn a_mass_send_by_tag_reaches_each_subscribed_follower_carrying_it_once() {
+        let fake = fake_at(Options::default(), MARCH_10);
+        let vip = fake.add_tag("VIP");
+        fake.add_follower("oA", &[vip]);
+        fake.add_follower("oB", &[vip]);
+        fake.add_follower("oC", &[]);
+        fake.add_follower("oD", &[vip]);
+        fake.set_subscribed("oB", false);
+        let answer = mass(
+            &fake,
+            &text_to(json!({"is_to_all": false, "tag_id": vip}), "会员日", "c1"),
+        )
+        .expect("sent");
+        assert!(answer["msg_id"].as_u64().is_some_and(|id| id > 0));
+        assert_eq!(answer["errmsg"], "send job submission success");
+        let sent = fake.sent();
+        let who: Vec<_> = sent.iter().map(|s| s.openid.as_str()).collect();
+        assert_eq!(who, ["oA", "oD"]);
+        assert!(
+            sent.iter()
+                .all(|s| s.api == "mass" && s.msgtype == "text" && s.content == "会员日")
+        );
+    }
+
+    #[test]
+    fn a_mass_send_to_all_reaches_every_subscribed_follower_without_a_window() {
+        let fake = fake_at(Options::default(), MARCH_10);
+        let vip = fake.add_tag("VIP");
+        fake.add_follower("oA", &[vip]);
+        fake.add_follower("oB", &[]);
+        fake.add_follower("oGone", &[]);
+        fake.set_subscribed("oGone", false);
+        mass(&fake, &to_all("c1")).expect("sent");
+        let who: Vec<_> = fake.sent().into_iter().map(|s| s.openid).collect();
+        assert_eq!(who, ["oA", "oB"], "no one had written; no window needed");
+    }
+
+    #[test]
+    fn a_mass_send_with_a_clientmsgid_seen_today_is_refused_and_sends_nothing() {
+        let fake = fake_at(Options::default(), MARCH_10);
+        fake.add_follower("oA", &[]);
+        mass(&fake, &to_all("campaign:1")).expect("first");
+        fake.advance(Duration::from_secs(86_399));
+        let again = mass(&fake, &to_all("campaign:1"));
+        assert_eq!(code(&again), 45065);
+        assert_eq!(fake.sent().len(), 1, "nothing more sent");
+        fake.advance(Duration::from_secs(1));
+        mass(&fake, &to_all("campaign:1")).expect("24 hours later");
+        assert_eq!(fake.sent().len(), 2);
+    }
+
+    #[test]
+    fn mass_sends_past_the_monthly_quota_get_45028_until_the_next_month() {
+        let fake = fake_at(Options::default(), MARCH_10);
+        fake.add_follower("oA", &[]);
+        for i in 0..4 {
+            mass(&fake, &to_all(&format!("c{i}"))).expect("within the quota");
+        }
+        let over = mass(&fake, &to_all("c4"));
+        assert_eq!(code(&over), 45028);
+        assert_eq!(fake.sent().len(), 4, "the fifth sent nothing");
+        // 31 days after any day is in the next month.
+        fake.advance(Duration::from_secs(31 * 86_400));
+        mass(&fake, &to_all("c4")).expect("a new month, a new quota");
+    }
+
+    #[test]
+    fn refused_mass_sends_send_nothing_and_spend_no_quota() {
+        let fake = fake_at(
+            Options {
+                mass_sends_per_month: 1,
+                ..Options::default()
+            },
+            MARCH_10,
+        );
+        let vip = fake.add_tag("VIP");
+        fake.add_follower("oA", &[vip]);
+        let mut news = to_all("n1");
+        news["msgtype"] = json!("mpnews");
+        assert_eq!(code(&mass(&fake, &news)), 40008);
+        let unknown = text_to(json!({"is_to_all": false, "tag_id": vip + 1}), "x", "n2");
+        assert_eq!(code(&mass(&fake, &unknown)), 40050);
+        let no_tag = text_to(json!({"is_to_all": false}), "x", "n3");
+        assert_eq!(code(&mass(&fake, &no_tag)), 40050);
+        let empty = text_to(json!({"is_to_all": true}), "", "n4");
+        assert_eq!(code(&mass(&fake, &empty)), 44004);
+        assert!(fake.sent().is_empty());
+        mass(&fake, &to_all("n1")).expect("the quota and the id are unspent");
+    }
+
+    #[test]
+    fn a_mass_send_is_a_delivery_whose_answer_can_be_lost() {
+        let fake = fake_at(Options::default(), MARCH_10);
+        fake.add_follower("oA", &[]);
+        fake.lose_answers(1);
+        let (answer, lost) = call(
+            &fake,
+            Method::POST,
+            "/cgi-bin/message/mass/sendall",
+            &[],
+            &to_all("c1"),
+        );
+        assert!(answer.is_ok() && lost, "delivered, answer lost");
+        assert_eq!(fake.sent().len(), 1);
+    }
+
+    #[test]
+    fn calendar_months_turn_at_midnight_utc_on_the_first() {
+        // 2026-02-28T23:59:59Z and 2026-03-01T00:00:00Z.
+        assert_eq!(month_of(1_772_323_199), 2026 * 12 + 1);
+        assert_eq!(month_of(1_772_323_200), 2026 * 12 + 2);
+        // 2024-02-29T12:00:00Z, a leap day.
+        assert_eq!(month_of(1_709_208_000), 2024 * 12 + 1);
+        assert_eq!(month_of(0), 1970 * 12);
+        assert_eq!(month_of(-1), 1969 * 12 + 11);
+    }
 }

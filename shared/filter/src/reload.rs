@@ -213,6 +213,12 @@ fn try_reload(inner: &Inner) -> Result<bool, FilterError> {
     Ok(true)
 }
 
+impl wca_core::OutboundScreen for ReloadingFilter {
+    fn screen(&self, text: &str) -> Option<wca_core::outbound::Screened> {
+        self.current().screen(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

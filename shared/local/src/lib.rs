@@ -7,8 +7,9 @@
 //!
 //! - [`RedbStore`] implements [`MessageArchive`](wca_core::MessageArchive),
 //!   [`IdempotencyStore`](wca_core::IdempotencyStore),
-//!   [`Counters`](wca_core::Counters), [`EventLog`](wca_core::EventLog) and
-//!   [`ConversationStore`](wca_core::ConversationStore),
+//!   [`Counters`](wca_core::Counters), [`EventLog`](wca_core::EventLog),
+//!   [`ConversationStore`](wca_core::ConversationStore) and
+//!   [`CampaignStore`](wca_core::campaign::CampaignStore),
 //!   with the same semantics as the memory adapters (the `wca_core::contract`
 //!   suites run against it);
 //! - [`event_channel`] gives an [`EventSink`](wca_core::EventSink) and the
@@ -46,6 +47,7 @@
 //! ```
 
 mod analytics;
+mod campaigns;
 mod channel;
 mod error;
 mod outbound;

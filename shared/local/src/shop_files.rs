@@ -122,6 +122,13 @@ impl JsonlProfiles {
         Ok(Self::from_profiles(parse_jsonl(text, origin)?))
     }
 
+    /// Every profile, by OpenID.
+    pub fn all(&self) -> Vec<Profile> {
+        let mut all: Vec<Profile> = self.by_openid.values().cloned().collect();
+        all.sort_by(|a, b| a.openid.as_str().cmp(b.openid.as_str()));
+        all
+    }
+
     fn from_profiles(profiles: Vec<Profile>) -> Self {
         Self {
             by_openid: profiles
@@ -136,6 +143,24 @@ impl JsonlProfiles {
 impl ProfileStore for JsonlProfiles {
     async fn profile(&self, openid: &OpenId) -> Result<Option<Profile>, PortError> {
         Ok(self.by_openid.get(openid).cloned())
+    }
+}
+
+#[async_trait]
+impl wca_core::campaign::ProfileDirectory for JsonlProfiles {
+    async fn profiles_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Profile>, PortError> {
+        // A file of profiles is small enough to sort per page.
+        let mut page: Vec<&Profile> = self
+            .by_openid
+            .values()
+            .filter(|p| after.is_none_or(|a| p.openid.as_str() > a))
+            .collect();
+        page.sort_by(|a, b| a.openid.as_str().cmp(b.openid.as_str()));
+        Ok(page.into_iter().take(limit).cloned().collect())
     }
 }
 

@@ -388,6 +388,9 @@ impl RedbStore {
         txn.open_table(crate::outbound::TOKENS)?;
         txn.open_table(crate::outbound::CONTACTS)?;
         txn.open_table(crate::outbound::OUTBOX)?;
+        txn.open_table(crate::campaigns::CAMPAIGNS)?;
+        txn.open_table(crate::campaigns::OCCURRENCES)?;
+        txn.open_table(crate::campaigns::DELIVERIES)?;
         for index in [
             ARCHIVE_EXPIRY,
             REPLY_EXPIRY,
@@ -513,7 +516,7 @@ impl RedbStore {
     }
 
     /// Runs `op` on the blocking pool and maps its error onto the ports'.
-    async fn blocking<T, F>(&self, op: F) -> Result<T, PortError>
+    pub(crate) async fn blocking<T, F>(&self, op: F) -> Result<T, PortError>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, LocalError> + Send + 'static,
@@ -1390,6 +1393,10 @@ fn erase_user(
     erased.other += outbound;
     changed |= outbound > 0;
 
+    // Campaign delivery records: who was sent (or skipped for) what.
+    erased.campaign_claims = crate::campaigns::erase_user_deliveries(txn, openid.as_str())?;
+    changed |= erased.campaign_claims > 0;
+
     let conversation = txn
         .open_table(CONVERSATIONS)?
         .remove(openid.as_str())?
@@ -1472,8 +1479,9 @@ fn erase_user(
     Ok(((erased, keys.into_iter().collect()), changed))
 }
 
-/// Profiles, tickets and campaign claims are not in this store: `wca
-/// serve` reads profiles from the shop and appends tickets to a file.
+/// Profiles and tickets are not in this store: `wca serve` reads profiles
+/// from the shop and appends tickets to a file. Campaign claims are the
+/// user's delivery records of campaign occurrences.
 #[async_trait]
 impl UserData for RedbStore {
     async fn export(&self, openid: &OpenId, now: i64) -> Result<UserRecord, PortError> {
@@ -1513,6 +1521,8 @@ impl UserData for RedbStore {
             }
             (record.window, record.pending_replies) =
                 crate::outbound::export_user_outbound(&txn, openid.as_str())?;
+            record.campaign_claims =
+                crate::campaigns::export_user_deliveries(&txn, openid.as_str())?;
             let events = txn.open_table(EVENTS)?;
             for key in record.message_keys() {
                 for id in message_event_ids(&key) {

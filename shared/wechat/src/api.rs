@@ -384,6 +384,28 @@ pub fn custom_body(openid: &str, msg: &CustomMessage) -> Value {
     }
 }
 
+/// A page of OpenIDs (`user/get`, `user/tag/get`). WeChat's
+/// `next_openid` is the last of the page; an empty one, or an empty page,
+/// ends.
+fn page_of(answer: &Value) -> TagPage {
+    let openids: Vec<String> = answer["data"]["openid"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let next_openid = answer["next_openid"]
+        .as_str()
+        .filter(|n| !n.is_empty() && !openids.is_empty())
+        .map(str::to_owned);
+    TagPage {
+        openids,
+        next_openid,
+    }
+}
+
 fn user_info_of(v: &Value) -> Result<UserInfo, ApiError> {
     let openid = v["openid"]
         .as_str()
@@ -452,23 +474,38 @@ impl WeChatApi for HttpWeChatApi {
     ) -> Result<TagPage, ApiError> {
         let body = json!({"tagid": tag_id, "next_openid": next_openid.unwrap_or("")});
         let answer = self.call(false, "/cgi-bin/user/tag/get", &body).await?;
-        let openids: Vec<String> = answer["data"]["openid"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // WeChat's next_openid is the last of the page; an empty page ends.
-        let next_openid = answer["next_openid"]
-            .as_str()
-            .filter(|n| !n.is_empty() && !openids.is_empty())
-            .map(str::to_owned);
-        Ok(TagPage {
-            openids,
-            next_openid,
-        })
+        Ok(page_of(&answer))
+    }
+
+    async fn followers(&self, next_openid: Option<&str>) -> Result<TagPage, ApiError> {
+        let query = match next_openid {
+            Some(next) => json!({"next_openid": next}),
+            None => json!({}),
+        };
+        let answer = self.call(true, "/cgi-bin/user/get", &query).await?;
+        Ok(page_of(&answer))
+    }
+
+    async fn mass_send_text(
+        &self,
+        tag_id: Option<u64>,
+        content: &str,
+        clientmsgid: &str,
+    ) -> Result<u64, ApiError> {
+        let filter = match tag_id {
+            Some(id) => json!({"is_to_all": false, "tag_id": id}),
+            None => json!({"is_to_all": true}),
+        };
+        let body = json!({
+            "filter": filter,
+            "text": {"content": content},
+            "msgtype": "text",
+            "clientmsgid": clientmsgid,
+        });
+        let answer = self.deliver("/cgi-bin/message/mass/sendall", &body).await?;
+        answer["msg_id"]
+            .as_u64()
+            .ok_or_else(|| ApiError::BadResponse("mass send without msg_id".into()))
     }
 
     async fn user_info(&self, openid: &str) -> Result<UserInfo, ApiError> {

@@ -257,6 +257,138 @@ async fn user_info_remarks_tags_and_templates_speak_wechats_json() {
     assert_eq!(sent[0].body["data"]["order"]["value"], "2026112000958");
 }
 
+#[tokio::test]
+async fn followers_page_through_every_subscribed_follower_once() {
+    let (fake, base) = fake_with(Options {
+        page_size: 10,
+        ..Options::default()
+    })
+    .await;
+    for i in 0..23 {
+        fake.add_follower(&format!("oFan{i:03}"), &[]);
+    }
+    for gone in ["oGone1", "oGone2"] {
+        fake.add_follower(gone, &[]);
+        fake.set_subscribed(gone, false);
+    }
+    let api = client(&base, Arc::new(MemoryTokenStore::default()));
+    let mut all = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = api.followers(next.as_deref()).await.expect("page");
+        pages += 1;
+        all.extend(page.openids);
+        match page.next_openid {
+            Some(n) => next = Some(n),
+            None => break,
+        }
+        assert!(pages < 10, "the pages end");
+    }
+    assert_eq!(pages, 3, "pages of 10, 10 and 3");
+    assert_eq!(all.len(), 23);
+    assert!(all.iter().all(|o| o.starts_with("oFan")), "{all:?}");
+    all.dedup();
+    assert_eq!(all.len(), 23, "no follower twice");
+}
+
+#[tokio::test]
+async fn a_mass_send_by_tag_reaches_the_tags_followers_and_returns_wechats_msg_id() {
+    let (fake, base) = fake().await;
+    let vip = fake.add_tag("VIP");
+    fake.add_follower("oVip1", &[vip]);
+    fake.add_follower("oVip2", &[vip]);
+    fake.add_follower("oOther", &[]);
+    let api = client(&base, Arc::new(MemoryTokenStore::default()));
+    let msg_id = api
+        .mass_send_text(Some(vip), "会员日全场九折", "campaign:spring:1")
+        .await
+        .expect("sent");
+    assert!(msg_id > 0);
+    let sent = fake.sent();
+    let who: Vec<_> = sent.iter().map(|s| s.openid.as_str()).collect();
+    assert_eq!(who, ["oVip1", "oVip2"]);
+    assert_eq!(sent[0].api, "mass");
+    assert_eq!(sent[0].content, "会员日全场九折");
+    assert_eq!(
+        sent[0].body["filter"],
+        serde_json::json!({"is_to_all": false, "tag_id": vip})
+    );
+    assert_eq!(sent[0].body["clientmsgid"], "campaign:spring:1");
+
+    api.mass_send_text(None, "春节放假通知", "campaign:spring:2")
+        .await
+        .expect("sent to all");
+    assert_eq!(fake.sent().len(), 5, "then all three followers");
+}
+
+#[tokio::test]
+async fn a_retried_mass_send_is_refused_as_a_duplicate_and_delivered_once() {
+    let (fake, base) = fake().await;
+    fake.add_follower("oA", &[]);
+    let api = client(&base, Arc::new(MemoryTokenStore::default()));
+    api.mass_send_text(None, "通知", "campaign:x:1")
+        .await
+        .expect("first");
+    let err = api
+        .mass_send_text(None, "通知", "campaign:x:1")
+        .await
+        .expect_err("a duplicate");
+    assert_eq!(err.code(), 45065);
+    assert_eq!(err.failure(), Failure::Rejected, "never retried");
+    assert_eq!(fake.sent().len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn a_spent_mass_send_quota_is_a_config_error() {
+    let (fake, base) = fake_with(Options {
+        mass_sends_per_month: 1,
+        ..Options::default()
+    })
+    .await;
+    fake.add_follower("oA", &[]);
+    let api = client(&base, Arc::new(MemoryTokenStore::default()));
+    api.mass_send_text(None, "一", "m:1").await.expect("first");
+    let err = api
+        .mass_send_text(None, "二", "m:2")
+        .await
+        .expect_err("no quota");
+    assert_eq!(err.code(), 45028);
+    assert_eq!(err.failure(), Failure::Config);
+    assert_eq!(fake.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_mass_send_whose_answer_is_lost_is_unconfirmed_and_delivered_once() {
+    let (fake, base) = fake().await;
+    let opts = Options::default();
+    let mut config = ApiConfig::new(
+        &base,
+        &opts.app_id,
+        AppSecret::new(&opts.secret).expect("secret"),
+    );
+    config.timeout = Duration::from_millis(500);
+    let api = HttpWeChatApi::new(
+        config,
+        Arc::new(MemoryTokenStore::default()),
+        Arc::new(SystemClock),
+    )
+    .expect("client");
+    fake.add_follower("oA", &[]);
+    fake.add_follower("oB", &[]);
+    api.token()
+        .await
+        .expect("a token first, so only the send is lost");
+    fake.lose_answers(1);
+    let err = api
+        .mass_send_text(None, "通知", "m:lost")
+        .await
+        .expect_err("no answer in time");
+    assert!(matches!(err, ApiError::Unconfirmed(_)), "{err}");
+    assert_eq!(err.failure(), Failure::Unknown);
+    assert_eq!(fake.sent().len(), 2, "WeChat delivered it to both");
+}
+
 struct Rig {
     fake: FakeWeChat,
     windows: Arc<MemoryContactWindows>,

@@ -1,0 +1,545 @@
+//! `wca campaign ...`: the admin API's client; and the campaign scheduler
+//! `wca serve` runs in process (the same tick as the Lambda's
+//! one-minute rule).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use wca_core::campaign::{Campaigns, RunEnd, Runner};
+
+use crate::DEFAULT_DATA_DIR;
+
+#[derive(Debug, Args)]
+pub struct Server {
+    /// The admin API: a running `wca serve`, or a deployed stack's API.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:3000")]
+    server: String,
+    /// Where `wca serve` keeps its admin token when WCA_ADMIN_TOKEN is not
+    /// set.
+    #[arg(long, global = true, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a campaign; prints {"id": "..."}.
+    Add(Box<AddArgs>),
+    /// List campaigns.
+    List(#[command(flatten)] Server),
+    /// One campaign, with its audit trail.
+    Show(IdArgs),
+    /// Stop a campaign from firing.
+    Pause(IdArgs),
+    /// Let a paused campaign fire again.
+    Resume(IdArgs),
+    /// Start a run now, outside the schedule.
+    RunNow(IdArgs),
+    /// Per-run report: audience, sent, skipped by reason, failed by errcode.
+    Report(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The campaign's id.
+    id: String,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// A name people recognise.
+    #[arg(long)]
+    name: String,
+    /// 5-field cron (minute hour day-of-month month day-of-week, Monday = 1).
+    #[arg(long, requires = "tz", conflicts_with = "at")]
+    cron: Option<String>,
+    /// The IANA zone the cron reads its clock in (Asia/Shanghai).
+    #[arg(long)]
+    tz: Option<String>,
+    /// Once, at this RFC 3339 instant (2026-12-01T09:00:00+08:00).
+    #[arg(long, required_unless_present = "cron")]
+    at: Option<String>,
+    /// tag:NAME, all, or segment:EXPR (vip>=2,tag=复购,active<48h).
+    #[arg(long)]
+    audience: String,
+    /// custom (48-hour window), template (service notices) or mass (by tag).
+    #[arg(long)]
+    channel: String,
+    /// The content, with {{name}}, {{vip_level}}, {{tags}},
+    /// {{last_order_id}}, {{openid}} filled per user.
+    #[arg(long)]
+    text: String,
+    /// A value for users without one: --default name=亲 (repeatable).
+    #[arg(long = "default", value_name = "VAR=VALUE")]
+    defaults: Vec<String>,
+    /// The template's id (channel template).
+    #[arg(long)]
+    template_id: Option<String>,
+    /// Local hours without sends, START-END (22-8).
+    #[arg(long)]
+    quiet_hours: Option<String>,
+    /// Messages a second, at most, for this campaign.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Not before this RFC 3339 instant.
+    #[arg(long)]
+    starts: Option<String>,
+    /// Not after this RFC 3339 instant.
+    #[arg(long)]
+    ends: Option<String>,
+    /// How late (seconds) a run missed during downtime may still start.
+    #[arg(long)]
+    grace_secs: Option<i64>,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// The admin token file `wca serve` writes when WCA_ADMIN_TOKEN is unset.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(server: &Server) -> anyhow::Result<Self> {
+        let token = std::env::var("WCA_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| {
+                std::fs::read_to_string(admin_token_path(&server.data_dir))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+            })
+            .context(
+                "set WCA_ADMIN_TOKEN to the admin token (a local `wca serve` without one keeps its own in .wca-data/admin-token)",
+            )?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Ok(Self {
+            base: server.server.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let url = format!("{}/admin/{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let sent = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+            (_, Some(body)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(body.to_string().as_bytes()),
+            _ => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
+        };
+        let mut resp = sent.with_context(|| format!("calling {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .context("reading the answer")?;
+        let value: Value = serde_json::from_str(&text)
+            .with_context(|| format!("HTTP {status} from {url}: {}", text.trim()))?;
+        if !(200..300).contains(&status) {
+            let message = value["error"].as_str().unwrap_or(text.trim());
+            bail!("HTTP {status}: {message}");
+        }
+        Ok(value)
+    }
+}
+
+fn print(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn run(cmd: CampaignCommand) -> anyhow::Result<()> {
+    match cmd {
+        CampaignCommand::Add(args) => {
+            let mut defaults = BTreeMap::new();
+            for pair in &args.defaults {
+                let (k, v) = pair
+                    .split_once('=')
+                    .with_context(|| format!("--default {pair:?}: write VAR=VALUE"))?;
+                defaults.insert(k.trim().to_owned(), v.to_owned());
+            }
+            let body = json!({
+                "name": args.name, "cron": args.cron, "tz": args.tz, "at": args.at,
+                "audience": args.audience, "channel": args.channel, "text": args.text,
+                "defaults": defaults, "template_id": args.template_id,
+                "quiet_hours": args.quiet_hours, "rate_per_sec": args.rate,
+                "starts": args.starts, "ends": args.ends, "grace_secs": args.grace_secs,
+            });
+            let created = Client::new(&args.server)?.call("POST", "campaigns", Some(&body))?;
+            println!("{}", json!({ "id": created["id"] }));
+            Ok(())
+        }
+        CampaignCommand::List(server) => {
+            let all = Client::new(&server)?.call("GET", "campaigns", None)?;
+            for c in all["campaigns"].as_array().into_iter().flatten() {
+                let next = c["next_fire"]
+                    .as_i64()
+                    .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\tnext {}",
+                    c["id"].as_str().unwrap_or_default(),
+                    c["status"].as_str().unwrap_or_default(),
+                    c["channel"].as_str().unwrap_or_default(),
+                    c["audience"].as_str().unwrap_or_default(),
+                    c["name"].as_str().unwrap_or_default(),
+                    next
+                );
+            }
+            Ok(())
+        }
+        CampaignCommand::Show(a) => {
+            print(&Client::new(&a.server)?.call("GET", &format!("campaigns/{}", a.id), None)?)
+        }
+        CampaignCommand::Pause(a) => print(&Client::new(&a.server)?.call(
+            "POST",
+            &format!("campaigns/{}/pause", a.id),
+            None,
+        )?),
+        CampaignCommand::Resume(a) => print(&Client::new(&a.server)?.call(
+            "POST",
+            &format!("campaigns/{}/resume", a.id),
+            None,
+        )?),
+        CampaignCommand::RunNow(a) => print(&Client::new(&a.server)?.call(
+            "POST",
+            &format!("campaigns/{}/run-now", a.id),
+            None,
+        )?),
+        CampaignCommand::Report(a) => {
+            let report =
+                Client::new(&a.server)?.call("GET", &format!("campaigns/{}/report", a.id), None)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+    }
+}
+
+/// The scheduler task of `wca serve`.
+pub struct Scheduler {
+    task: tokio::task::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// Every `every` (and when woken): claims due occurrences, then runs each
+/// unfinished one (new, resumed after a restart, or waiting out quiet
+/// hours or a pause) that is not already running.
+pub fn spawn_scheduler(
+    campaigns: Arc<Campaigns>,
+    runner: Arc<Runner>,
+    clock: Arc<dyn wca_core::Clock>,
+    wake: Arc<tokio::sync::Notify>,
+    every: Duration,
+) -> Scheduler {
+    let stop = runner.stop.clone();
+    let woken = wake.clone();
+    let stopping = stop.clone();
+    let task = tokio::spawn(async move {
+        match campaigns.settle_interrupted(clock.now() + 1).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                interrupted = n,
+                "campaign sends cut off by the last stop are recorded as interrupted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not settle interrupted campaign sends"),
+        }
+        let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut runs = tokio::task::JoinSet::new();
+        while !stopping.load(Ordering::SeqCst) {
+            if let Err(e) = campaigns.tick(clock.now()).await {
+                tracing::warn!(error = %e, "campaign tick failed; trying again");
+            }
+            match campaigns.unfinished().await {
+                Ok(open) => {
+                    for (campaign, occurrence) in open {
+                        let id = occurrence.id();
+                        let fresh = running
+                            .lock()
+                            .map(|mut set| set.insert(id.clone()))
+                            .unwrap_or(false);
+                        if !fresh {
+                            continue;
+                        }
+                        let runner = runner.clone();
+                        let running = running.clone();
+                        runs.spawn(async move {
+                            let end = runner.run(&campaign.id, occurrence.scheduled_at).await;
+                            match &end {
+                                Ok(RunEnd::Finished) => {
+                                    tracing::info!(occurrence = %id, "campaign run finished")
+                                }
+                                Ok(other) => {
+                                    tracing::info!(occurrence = %id, end = ?other, "campaign run paused")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(occurrence = %id, error = %e, "campaign run stopped by a store error")
+                                }
+                            }
+                            if let Ok(mut set) = running.lock() {
+                                set.remove(&id);
+                            }
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read unfinished campaign runs"),
+            }
+            while runs.try_join_next().is_some() {}
+            let _ = tokio::time::timeout(every, woken.notified()).await;
+        }
+        // Let each run reach its next safe point (between sends).
+        while runs.join_next().await.is_some() {}
+    });
+    Scheduler { task, stop, wake }
+}
+
+impl Scheduler {
+    /// Stops between sends (at most `within`); what is left resumes at the
+    /// next start.
+    pub async fn stop(self, within: Duration) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(within, self.task).await.is_err() {
+            tracing::warn!("campaign runs still sending at shutdown; stopping them");
+            abort.abort();
+        }
+    }
+}
+
+impl Scheduler {
+    /// What wakes the scheduler before its next tick (after `run-now`).
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+}
+
+/// Campaigns in `wca serve`: kept in the embedded store, screened by the
+/// configured filter, audiences from the WeChat API (`client`) and the
+/// shop's profile file (segments), sent through `client`'s outbound
+/// sender. With the stand-in, the shop's users become its followers,
+/// carrying their profile tags as WeChat tags, so a demo campaign to
+/// `tag:VIP` has an audience.
+pub fn local(
+    store: &wca_local::RedbStore,
+    settings: &wca_webhook::settings::Settings,
+    client: Option<&crate::outbound::WeChatClient>,
+    profiles: Option<Arc<dyn wca_core::ProfileStore>>,
+    stand_in: Option<&crate::outbound::DevStandIn>,
+) -> anyhow::Result<(Arc<Campaigns>, Scheduler)> {
+    use wca_webhook::shop::ShopSource;
+    let clock: Arc<dyn wca_core::Clock> = Arc::new(wca_core::SystemClock);
+    let screen: Arc<dyn wca_core::OutboundScreen> = Arc::new(settings.filter.clone());
+    let campaign_store: Arc<dyn wca_core::campaign::CampaignStore> = Arc::new(store.clone());
+    let campaigns = Arc::new(Campaigns::new(
+        campaign_store.clone(),
+        clock.clone(),
+        Some(screen.clone()),
+    ));
+    let directory = match settings
+        .shop
+        .users
+        .as_deref()
+        .map(|v| ShopSource::parse(v, &settings.base_dir))
+    {
+        Some(ShopSource::File(path)) => Some(Arc::new(
+            wca_local::JsonlProfiles::load(&path)
+                .with_context(|| format!("reading the profiles in {}", path.display()))?,
+        )),
+        _ => None,
+    };
+    if let (Some(dev), Some(dir)) = (stand_in, &directory) {
+        seed_stand_in(&dev.fake, dir);
+    }
+    let api: Option<Arc<dyn wca_core::WeChatApi>> = client.map(|c| c.api.clone());
+    let runner = Arc::new(Runner {
+        store: campaign_store.clone(),
+        audiences: wca_core::campaign::Audiences {
+            api: api.clone(),
+            profiles: directory.map(|d| {
+                let d: Arc<dyn wca_core::campaign::ProfileDirectory> = d;
+                d
+            }),
+            contacts: Some(Arc::new(store.clone())),
+            segment_page: 500,
+        },
+        deliverer: Arc::new(wca_core::campaign::Deliverer {
+            store: campaign_store,
+            outbound: client.map(|c| c.outbound.clone()),
+            api,
+            profiles,
+            screen: Some(screen),
+            clock: clock.clone(),
+        }),
+        concurrency: env_number("WCA_CAMPAIGN_CONCURRENCY", 32)?,
+        stop: Arc::new(AtomicBool::new(false)),
+    });
+    let every = Duration::from_millis(env_number("WCA_CAMPAIGN_TICK_MS", 15_000)?);
+    let scheduler = spawn_scheduler(
+        campaigns.clone(),
+        runner,
+        clock,
+        Arc::new(tokio::sync::Notify::new()),
+        every,
+    );
+    Ok((campaigns, scheduler))
+}
+
+fn env_number<T: TryFrom<u64>>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .and_then(|n| T::try_from(n).ok())
+            .with_context(|| format!("{name} must be a positive whole number, not {v:?}")),
+        _ => Ok(default),
+    }
+}
+
+/// The shop's users as followers of the stand-in, their profile tags as
+/// WeChat tags.
+fn seed_stand_in(fake: &wca_fake_wechat::FakeWeChat, profiles: &wca_local::JsonlProfiles) {
+    let mut tag_ids: BTreeMap<String, u64> = BTreeMap::new();
+    for profile in profiles.all() {
+        let ids: Vec<u64> = profile
+            .tags
+            .iter()
+            .map(|t| *tag_ids.entry(t.clone()).or_insert_with(|| fake.add_tag(t)))
+            .collect();
+        fake.add_follower(profile.openid.as_str(), &ids);
+    }
+}
+
+/// A test hook (`WCA_TEST_ABORT_AFTER_SENDS=N`): the process aborts right
+/// after WeChat accepted its N-th message and before wca recorded it, the
+/// worst moment to die, so that a test can show a restart sends nobody
+/// the message twice.
+pub struct AbortAfterSends {
+    inner: Arc<dyn wca_core::WeChatApi>,
+    left: std::sync::atomic::AtomicU64,
+}
+
+impl AbortAfterSends {
+    /// Wraps `inner` when the hook is set.
+    pub fn wrap(
+        inner: Arc<dyn wca_core::WeChatApi>,
+    ) -> anyhow::Result<Arc<dyn wca_core::WeChatApi>> {
+        let n: u64 = env_number("WCA_TEST_ABORT_AFTER_SENDS", 0)?;
+        if n == 0 {
+            return Ok(inner);
+        }
+        tracing::warn!(
+            after = n,
+            "test hook: this process aborts after {n} accepted sends"
+        );
+        Ok(Arc::new(Self {
+            inner,
+            left: std::sync::atomic::AtomicU64::new(n),
+        }))
+    }
+
+    fn accepted(&self) {
+        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            std::process::abort();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl wca_core::WeChatApi for AbortAfterSends {
+    async fn send_custom(
+        &self,
+        openid: &str,
+        msg: &wca_core::CustomMessage,
+    ) -> Result<(), wca_core::ApiError> {
+        let r = self.inner.send_custom(openid, msg).await;
+        if r.is_ok() {
+            self.accepted();
+        }
+        r
+    }
+    async fn send_template(
+        &self,
+        msg: &wca_core::outbound::TemplateMessage,
+    ) -> Result<u64, wca_core::ApiError> {
+        let r = self.inner.send_template(msg).await;
+        if r.is_ok() {
+            self.accepted();
+        }
+        r
+    }
+    async fn tags(&self) -> Result<Vec<wca_core::outbound::Tag>, wca_core::ApiError> {
+        self.inner.tags().await
+    }
+    async fn tag_members(
+        &self,
+        tag_id: u64,
+        next_openid: Option<&str>,
+    ) -> Result<wca_core::outbound::TagPage, wca_core::ApiError> {
+        self.inner.tag_members(tag_id, next_openid).await
+    }
+    async fn followers(
+        &self,
+        next_openid: Option<&str>,
+    ) -> Result<wca_core::outbound::TagPage, wca_core::ApiError> {
+        self.inner.followers(next_openid).await
+    }
+    async fn mass_send_text(
+        &self,
+        tag_id: Option<u64>,
+        content: &str,
+        clientmsgid: &str,
+    ) -> Result<u64, wca_core::ApiError> {
+        self.inner
+            .mass_send_text(tag_id, content, clientmsgid)
+            .await
+    }
+    async fn user_info(
+        &self,
+        openid: &str,
+    ) -> Result<wca_core::outbound::UserInfo, wca_core::ApiError> {
+        self.inner.user_info(openid).await
+    }
+    async fn user_info_batch(
+        &self,
+        openids: &[String],
+    ) -> Result<Vec<wca_core::outbound::UserInfo>, wca_core::ApiError> {
+        self.inner.user_info_batch(openids).await
+    }
+    async fn set_remark(&self, openid: &str, remark: &str) -> Result<(), wca_core::ApiError> {
+        self.inner.set_remark(openid, remark).await
+    }
+    async fn tag_users(&self, tag_id: u64, openids: &[String]) -> Result<(), wca_core::ApiError> {
+        self.inner.tag_users(tag_id, openids).await
+    }
+}
