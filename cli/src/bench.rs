@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// Send customer-service messages through the WeChat API client to the
     /// stand-in on loopback (sends/s, latency, an optional outage).
     Outbound(crate::outbound::OutboundBenchArgs),
+    /// Run one campaign occurrence to a tag of N followers on the stand-in,
+    /// through the embedded store (recipients/s end to end).
+    Campaign(crate::campaign::CampaignBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +89,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Nlp(args) => crate::classify::bench(args),
         BenchCommand::Load(args) => crate::load::run(args),
         BenchCommand::Outbound(args) => crate::outbound::bench(args),
+        BenchCommand::Campaign(args) => crate::campaign::bench(args),
     }
 }
 

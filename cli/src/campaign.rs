@@ -38,6 +38,8 @@ pub enum CampaignCommand {
     Pause(IdArgs),
     /// Let a paused campaign fire again.
     Resume(IdArgs),
+    /// Approve a campaign another admin created (双人复核).
+    Approve(IdArgs),
     /// Start a run now, outside the schedule.
     RunNow(IdArgs),
     /// Per-run report: audience, sent, skipped by reason, failed by errcode.
@@ -229,6 +231,11 @@ pub fn run(cmd: CampaignCommand) -> anyhow::Result<()> {
             &format!("campaigns/{}/resume", a.id),
             None,
         )?),
+        CampaignCommand::Approve(a) => print(&Client::new(&a.server)?.call(
+            "POST",
+            &format!("campaigns/{}/approve", a.id),
+            None,
+        )?),
         CampaignCommand::RunNow(a) => print(&Client::new(&a.server)?.call(
             "POST",
             &format!("campaigns/{}/run-now", a.id),
@@ -359,11 +366,6 @@ pub fn local(
     let clock: Arc<dyn wca_core::Clock> = Arc::new(wca_core::SystemClock);
     let screen: Arc<dyn wca_core::OutboundScreen> = Arc::new(settings.filter.clone());
     let campaign_store: Arc<dyn wca_core::campaign::CampaignStore> = Arc::new(store.clone());
-    let campaigns = Arc::new(Campaigns::new(
-        campaign_store.clone(),
-        clock.clone(),
-        Some(screen.clone()),
-    ));
     let directory = match settings
         .shop
         .users
@@ -380,17 +382,26 @@ pub fn local(
         seed_stand_in(&dev.fake, dir);
     }
     let api: Option<Arc<dyn wca_core::WeChatApi>> = client.map(|c| c.api.clone());
+    let audiences = Arc::new(wca_core::campaign::Audiences {
+        api: api.clone(),
+        profiles: directory.map(|d| {
+            let d: Arc<dyn wca_core::campaign::ProfileDirectory> = d;
+            d
+        }),
+        contacts: Some(Arc::new(store.clone())),
+        segment_page: 500,
+    });
+    let campaigns = Arc::new(
+        Campaigns::new(campaign_store.clone(), clock.clone(), Some(screen.clone())).with_approval(
+            wca_core::campaign::Approval {
+                above: env_number("WCA_APPROVAL_ABOVE", 1000)?,
+                audiences: audiences.clone(),
+            },
+        ),
+    );
     let runner = Arc::new(Runner {
         store: campaign_store.clone(),
-        audiences: wca_core::campaign::Audiences {
-            api: api.clone(),
-            profiles: directory.map(|d| {
-                let d: Arc<dyn wca_core::campaign::ProfileDirectory> = d;
-                d
-            }),
-            contacts: Some(Arc::new(store.clone())),
-            segment_page: 500,
-        },
+        audiences,
         deliverer: Arc::new(wca_core::campaign::Deliverer {
             store: campaign_store,
             outbound: client.map(|c| c.outbound.clone()),
@@ -400,6 +411,7 @@ pub fn local(
             clock: clock.clone(),
         }),
         concurrency: env_number("WCA_CAMPAIGN_CONCURRENCY", 32)?,
+        queue: None,
         stop: Arc::new(AtomicBool::new(false)),
     });
     let every = Duration::from_millis(env_number("WCA_CAMPAIGN_TICK_MS", 15_000)?);
@@ -440,106 +452,159 @@ fn seed_stand_in(fake: &wca_fake_wechat::FakeWeChat, profiles: &wca_local::Jsonl
     }
 }
 
-/// A test hook (`WCA_TEST_ABORT_AFTER_SENDS=N`): the process aborts right
-/// after WeChat accepted its N-th message and before wca recorded it, the
-/// worst moment to die, so that a test can show a restart sends nobody
-/// the message twice.
-pub struct AbortAfterSends {
-    inner: Arc<dyn wca_core::WeChatApi>,
-    left: std::sync::atomic::AtomicU64,
+/// Wraps `api` in the crash-test hook when `WCA_TEST_ABORT_AFTER_SENDS`
+/// is set ([`wca_core::campaign::AbortAfterSends`]).
+pub fn abort_hook(
+    api: Arc<dyn wca_core::WeChatApi>,
+) -> anyhow::Result<Arc<dyn wca_core::WeChatApi>> {
+    let after: u64 = env_number("WCA_TEST_ABORT_AFTER_SENDS", 0)?;
+    Ok(wca_core::campaign::AbortAfterSends::wrap(api, after))
 }
 
-impl AbortAfterSends {
-    /// Wraps `inner` when the hook is set.
-    pub fn wrap(
-        inner: Arc<dyn wca_core::WeChatApi>,
-    ) -> anyhow::Result<Arc<dyn wca_core::WeChatApi>> {
-        let n: u64 = env_number("WCA_TEST_ABORT_AFTER_SENDS", 0)?;
-        if n == 0 {
-            return Ok(inner);
+#[derive(Debug, Args)]
+pub struct CampaignBenchArgs {
+    /// Followers carrying the campaign's tag.
+    #[arg(long, default_value_t = 10_000)]
+    recipients: u32,
+    /// The campaign's rate limit, messages a second (none when absent).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Recipients in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// custom (every follower inside the 48-hour window) or template.
+    #[arg(long, default_value = "template")]
+    channel: String,
+}
+
+/// `wca bench campaign`: a tag campaign of `--recipients` followers on
+/// the stand-in, run to the end through a fresh embedded store: every
+/// recipient is claimed, rendered, screened, sent and recorded.
+pub fn bench(args: CampaignBenchArgs) -> anyhow::Result<()> {
+    if args.recipients == 0 || args.concurrency == 0 {
+        bail!("--recipients and --concurrency must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_bench(args))
+}
+
+async fn run_bench(args: CampaignBenchArgs) -> anyhow::Result<()> {
+    use wca_core::ContactWindows as _;
+    let opts = wca_fake_wechat::Options::default();
+    let (fake, addr) = wca_fake_wechat::FakeWeChat::start(opts.clone()).await?;
+    let tag = fake.add_tag("bench");
+    let dir = tempfile::tempdir()?;
+    let store = wca_local::RedbStore::open(&dir.path().join("wca.redb"))?;
+    let clock: Arc<dyn wca_core::Clock> = Arc::new(wca_core::SystemClock);
+    let now = clock.now();
+    for i in 0..args.recipients {
+        let openid = format!("oBench{i:07}");
+        fake.add_follower(&openid, &[tag]);
+        if args.channel == "custom" {
+            fake.interact(&openid);
+            store.touch(&openid, now).await?;
         }
-        tracing::warn!(
-            after = n,
-            "test hook: this process aborts after {n} accepted sends"
+    }
+    let secret = wca_wechat::api::AppSecret::new(&opts.secret).context("secret")?;
+    let api: Arc<dyn wca_core::WeChatApi> = Arc::new(wca_wechat::api::HttpWeChatApi::new(
+        wca_wechat::api::ApiConfig::new(&format!("http://{addr}"), &opts.app_id, secret),
+        Arc::new(store.clone()),
+        clock.clone(),
+    )?);
+    let events = Arc::new(wca_core::memory::MemoryEventSink::default());
+    let outbound = Arc::new(wca_core::Outbound::new(
+        api.clone(),
+        Arc::new(store.clone()),
+        events,
+        clock.clone(),
+        wca_core::outbound::OutboundPolicy {
+            per_sec: 1_000_000,
+            ..wca_core::outbound::OutboundPolicy::default()
+        },
+    ));
+    let filter = wca_filter::Dictionary::new()
+        .add_deny("deny.tsv", wca_filter::BUILTIN_DENY)?
+        .build()?;
+    let screen: Arc<dyn wca_core::OutboundScreen> = Arc::new(filter);
+    let campaign_store: Arc<dyn wca_core::campaign::CampaignStore> = Arc::new(store.clone());
+    let campaigns = Campaigns::new(campaign_store.clone(), clock.clone(), Some(screen.clone()));
+    let new = wca_core::campaign::NewCampaign {
+        name: "bench".to_owned(),
+        cron: Some("0 9 * * 1".to_owned()),
+        tz: Some("Asia/Shanghai".to_owned()),
+        audience: "tag:bench".to_owned(),
+        channel: args.channel.clone(),
+        text: "{{openid}}，本周会员日，全场9折".to_owned(),
+        template_id: Some("TPL-BENCH".to_owned()),
+        rate_per_sec: args.rate,
+        ..wca_core::campaign::NewCampaign::default()
+    };
+    let campaign = campaigns
+        .create(new, "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runner = Runner {
+        store: campaign_store.clone(),
+        audiences: Arc::new(wca_core::campaign::Audiences {
+            api: Some(api.clone()),
+            profiles: None,
+            contacts: None,
+            segment_page: 500,
+        }),
+        deliverer: Arc::new(wca_core::campaign::Deliverer {
+            store: campaign_store,
+            outbound: Some(outbound),
+            api: Some(api),
+            profiles: None,
+            screen: Some(screen),
+            clock,
+        }),
+        concurrency: args.concurrency,
+        queue: None,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let occurrence = campaigns
+        .run_now(&campaign.id, "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = std::time::Instant::now();
+    let end = runner.run(&campaign.id, occurrence.scheduled_at).await?;
+    let took = started.elapsed();
+    let report = campaigns
+        .report(&campaign.id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let occ = &report.occurrences[0];
+    let sent = fake.sent();
+    let mut who: Vec<&str> = sent.iter().map(|s| s.openid.as_str()).collect();
+    who.sort_unstable();
+    who.dedup();
+    println!(
+        "campaign to {} followers ({} channel, concurrency {}, rate limit {}): {:.2} s, {:.0} recipients/s",
+        args.recipients,
+        args.channel,
+        args.concurrency,
+        args.rate
+            .map_or_else(|| "off".to_owned(), |r| format!("{r}/s")),
+        took.as_secs_f64(),
+        f64::from(args.recipients) / took.as_secs_f64()
+    );
+    println!(
+        "report: audience {}, sent {}, skipped {:?}, failed {:?}; the stand-in got {} messages for {} users ({end:?})",
+        occ.audience,
+        occ.sent,
+        occ.skipped,
+        occ.failed,
+        sent.len(),
+        who.len()
+    );
+    if sent.len() != args.recipients as usize || who.len() != sent.len() {
+        bail!(
+            "expected exactly one message for each of {} followers",
+            args.recipients
         );
-        Ok(Arc::new(Self {
-            inner,
-            left: std::sync::atomic::AtomicU64::new(n),
-        }))
     }
-
-    fn accepted(&self) {
-        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
-            std::process::abort();
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl wca_core::WeChatApi for AbortAfterSends {
-    async fn send_custom(
-        &self,
-        openid: &str,
-        msg: &wca_core::CustomMessage,
-    ) -> Result<(), wca_core::ApiError> {
-        let r = self.inner.send_custom(openid, msg).await;
-        if r.is_ok() {
-            self.accepted();
-        }
-        r
-    }
-    async fn send_template(
-        &self,
-        msg: &wca_core::outbound::TemplateMessage,
-    ) -> Result<u64, wca_core::ApiError> {
-        let r = self.inner.send_template(msg).await;
-        if r.is_ok() {
-            self.accepted();
-        }
-        r
-    }
-    async fn tags(&self) -> Result<Vec<wca_core::outbound::Tag>, wca_core::ApiError> {
-        self.inner.tags().await
-    }
-    async fn tag_members(
-        &self,
-        tag_id: u64,
-        next_openid: Option<&str>,
-    ) -> Result<wca_core::outbound::TagPage, wca_core::ApiError> {
-        self.inner.tag_members(tag_id, next_openid).await
-    }
-    async fn followers(
-        &self,
-        next_openid: Option<&str>,
-    ) -> Result<wca_core::outbound::TagPage, wca_core::ApiError> {
-        self.inner.followers(next_openid).await
-    }
-    async fn mass_send_text(
-        &self,
-        tag_id: Option<u64>,
-        content: &str,
-        clientmsgid: &str,
-    ) -> Result<u64, wca_core::ApiError> {
-        self.inner
-            .mass_send_text(tag_id, content, clientmsgid)
-            .await
-    }
-    async fn user_info(
-        &self,
-        openid: &str,
-    ) -> Result<wca_core::outbound::UserInfo, wca_core::ApiError> {
-        self.inner.user_info(openid).await
-    }
-    async fn user_info_batch(
-        &self,
-        openids: &[String],
-    ) -> Result<Vec<wca_core::outbound::UserInfo>, wca_core::ApiError> {
-        self.inner.user_info_batch(openids).await
-    }
-    async fn set_remark(&self, openid: &str, remark: &str) -> Result<(), wca_core::ApiError> {
-        self.inner.set_remark(openid, remark).await
-    }
-    async fn tag_users(&self, tag_id: u64, openids: &[String]) -> Result<(), wca_core::ApiError> {
-        self.inner.tag_users(tag_id, openids).await
-    }
+    Ok(())
 }

@@ -366,7 +366,7 @@ pub fn wechat_client(
         }
     };
     let clock: Arc<dyn wca_core::Clock> = Arc::new(SystemClock);
-    let api = crate::campaign::AbortAfterSends::wrap(Arc::new(HttpWeChatApi::new(
+    let api = crate::campaign::abort_hook(Arc::new(HttpWeChatApi::new(
         ApiConfig::new(&base, app_id, secret),
         Arc::new(store.clone()),
         clock.clone(),

@@ -12,6 +12,8 @@ use serde_json::Value;
 use wca_fake_wechat::{FakeWeChat, Options};
 
 const TOKEN: &str = "campaign-test-admin-token-0001";
+/// A second admin, named bob.
+const BOB: &str = "campaign-test-bob-token-00002";
 
 struct Killed(Child);
 
@@ -28,11 +30,16 @@ fn base_of(url: &str) -> String {
 
 /// `wca campaign ARGS --server SERVER`: (success, stdout, stderr).
 fn campaign(server: &str, args: &[&str]) -> (bool, String, String) {
+    campaign_as(TOKEN, server, args)
+}
+
+/// [`campaign`] as the admin whose token is `token`.
+fn campaign_as(token: &str, server: &str, args: &[&str]) -> (bool, String, String) {
     let out = common::wca()
         .arg("campaign")
         .args(args)
         .args(["--server", server])
-        .env("WCA_ADMIN_TOKEN", TOKEN)
+        .env("WCA_ADMIN_TOKEN", token)
         .output()
         .expect("run wca campaign");
     (
@@ -239,6 +246,7 @@ fn killed_at_30_and_70_percent_then_restarted_every_one_of_10000_followers_gets_
                 .env("WECHAT_APP_ID", &opts.app_id)
                 .env("WECHAT_APP_SECRET", &opts.secret)
                 .env("WCA_ADMIN_TOKEN", TOKEN)
+                .env("WCA_ADMIN_TOKENS", format!("bob={BOB}"))
                 .env("WCA_CAMPAIGN_TICK_MS", "200")
                 .env("WCA_CAMPAIGN_CONCURRENCY", "1");
             if let Some(n) = abort_after {
@@ -268,6 +276,13 @@ fn killed_at_30_and_70_percent_then_restarted_every_one_of_10000_followers_gets_
             "{{openid}}，周末见",
         ],
     );
+    // Ten thousand recipients is above the approval threshold: nothing
+    // goes out until a second admin approves.
+    let (ok, shown, err) = campaign(&server, &["show", &id]);
+    assert!(ok, "{err}");
+    assert!(shown.contains("pending_approval"), "{shown}");
+    let (ok, _, err) = campaign_as(BOB, &server, &["approve", &id]);
+    assert!(ok, "bob approves: {err}");
     let status = ended(&mut first, Duration::from_secs(300));
     assert!(!status.success(), "aborted: {status}");
     assert_eq!(fake.sent().len(), 3000);

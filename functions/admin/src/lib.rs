@@ -12,6 +12,7 @@
 //! | `GET /admin/campaigns/{id}` | one campaign, with its audit trail |
 //! | `POST /admin/campaigns/{id}/pause` | stops it firing |
 //! | `POST /admin/campaigns/{id}/resume` | lets it fire again |
+//! | `POST /admin/campaigns/{id}/approve` | a second admin approves it (双人复核) |
 //! | `POST /admin/campaigns/{id}/run-now` | starts an occurrence now |
 //! | `GET /admin/campaigns/{id}/report` | the report of every occurrence |
 
@@ -122,6 +123,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/admin/campaigns/{id}", get(show))
         .route("/admin/campaigns/{id}/pause", post(pause))
         .route("/admin/campaigns/{id}/resume", post(resume))
+        .route("/admin/campaigns/{id}/approve", post(approve))
         .route("/admin/campaigns/{id}/run-now", post(run_now))
         .route("/admin/campaigns/{id}/report", get(report))
         .with_state(admin)
@@ -261,6 +263,21 @@ async fn resume(
             if let Some(wake) = &admin.wake {
                 wake.notify_one();
             }
+            answer(StatusCode::OK, &to_json(&c))
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+async fn approve(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let by = who!(admin, headers);
+    match admin.campaigns.approve(&id, &by).await {
+        Ok(c) => {
+            tracing::info!(campaign = %id, by, "campaign approved");
             answer(StatusCode::OK, &to_json(&c))
         }
         Err(e) => failed(&e),

@@ -14,6 +14,10 @@ const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789ab";
 
 fn app() -> Router {
+    build(false)
+}
+
+fn build(approval: bool) -> Router {
     let filter = wca_filter::Dictionary::new()
         .add_deny("deny.tsv", wca_filter::BUILTIN_DENY)
         .expect("dictionary")
@@ -24,12 +28,23 @@ fn app() -> Router {
         _ => None,
     })
     .expect("admins");
-    let campaigns = Campaigns::new(
+    let mut campaigns = Campaigns::new(
         Arc::new(MemoryCampaigns::default()),
         // Friday 2026-11-27 12:00 UTC.
         Arc::new(ManualClock::new(1_795_780_800)),
         Some(Arc::new(filter)),
     );
+    if approval {
+        campaigns = campaigns.with_approval(wca_core::campaign::Approval {
+            above: 1000,
+            audiences: Arc::new(wca_core::campaign::Audiences {
+                api: None,
+                profiles: None,
+                contacts: None,
+                segment_page: 100,
+            }),
+        });
+    }
     router(Arc::new(Admin {
         campaigns: Arc::new(campaigns),
         admins,
@@ -290,4 +305,74 @@ fn short_tokens_and_malformed_lists_are_refused_without_showing_the_token() {
         None,
         "a prefix is not the token"
     );
+}
+
+#[tokio::test]
+async fn a_campaign_to_every_follower_waits_for_a_second_admin_who_is_not_its_creator() {
+    let app = build(true);
+    let mut body = vip_monday();
+    body["audience"] = json!("all");
+    let (status, created) = call(&app, "POST", "/admin/campaigns", Some(ALICE), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(created["campaign"]["status"], "pending_approval");
+    assert!(
+        created["campaign"]["approval"]
+            .as_str()
+            .is_some_and(|w| w.contains("every follower"))
+    );
+    let (status, refused) = call(
+        &app,
+        "POST",
+        &format!("/admin/campaigns/{id}/run-now"),
+        Some(ALICE),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "it cannot run yet: {refused}"
+    );
+    let (status, refused) = call(
+        &app,
+        "POST",
+        &format!("/admin/campaigns/{id}/approve"),
+        Some(ALICE),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused["field"], "approver",
+        "the creator cannot approve: {refused}"
+    );
+    let (status, approved) = call(
+        &app,
+        "POST",
+        &format!("/admin/campaigns/{id}/approve"),
+        Some(BOB),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], "active");
+    let last = approved["audit"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (last["by"].as_str(), last["action"].as_str()),
+        (Some("bob"), Some("approved"))
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/admin/campaigns/{id}/approve"),
+        Some(BOB),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "approved once");
 }

@@ -6,6 +6,7 @@
 //! | a campaign | `campaign` | `c#{id}` | none: kept until deleted |
 //! | an occurrence | `occ#{campaign_id}` | its scheduled time (below) | 400 days after it started |
 //! | one recipient's delivery | `dlv#{occurrence_id}` | `{openid}` | 400 days after its `at` |
+//! | its pointer in the user's partition | `user#{openid}` | `claim#{occurrence_id}` | as the delivery |
 //!
 //! Each item holds its record as JSON in one attribute (`campaign`,
 //! `occurrence`, `delivery`); a campaign also holds its `version` as a
@@ -23,9 +24,11 @@
 //!   record (an occurrence's start, a delivery's claim or end), so
 //!   DynamoDB deletes them some time after; campaigns carry none.
 //!
-//! Deliveries are keyed by occurrence, not kept in the recipient's
-//! partition `user#{openid}`: a user's data export and erasure do not see
-//! them; they go with their TTL.
+//! Deliveries are keyed by occurrence, so that a report is one query; a
+//! pointer in the recipient's partition `user#{openid}`, written once the
+//! claim is won, lets a user's data export and erasure find them (see
+//! `UserData` in the table's module). A claim whose pointer write failed
+//! (a crash in between) is found only by its TTL.
 //!
 //! Every query follows `LastEvaluatedKey` to the end, a page of at most
 //! [`QUERY_PAGE`] items at a time.
@@ -40,7 +43,7 @@ use aws_sdk_dynamodb::{
 use serde::{Serialize, de::DeserializeOwned};
 use wca_core::{
     PortError,
-    campaign::{Campaign, CampaignStore, Delivery, Occurrence, Outcome},
+    campaign::{Campaign, CampaignStore, Delivery, MASS, Occurrence, Outcome},
 };
 
 use crate::{DynamoDbStore, unavailable};
@@ -198,6 +201,47 @@ fn occurrence_item(occurrence: &Occurrence) -> Result<Item, PortError> {
             n(occurrence.started_at.saturating_add(KEPT_SECS)),
         ),
     ]))
+}
+
+/// The sort-key prefix of a delivery's pointer in its user's partition.
+pub(crate) const CLAIM_POINTER: &str = "claim#";
+
+/// The pointer to `occurrence_id`'s delivery to `openid`, kept as long.
+fn pointer_item(occurrence_id: &str, openid: &str, at: i64) -> Item {
+    Item::from([
+        ("pk".to_owned(), s(crate::dynamodb::user(openid))),
+        (
+            "sk".to_owned(),
+            s(format!("{CLAIM_POINTER}{occurrence_id}")),
+        ),
+        ("ttl".to_owned(), n(at.saturating_add(KEPT_SECS))),
+    ])
+}
+
+/// The key of the delivery the pointer with sort key `sk` in `openid`'s
+/// partition stands for.
+pub(crate) fn pointed_delivery(sk: &str, openid: &str) -> Option<(String, String)> {
+    let occurrence_id = sk.strip_prefix(CLAIM_POINTER)?;
+    Some((deliveries_partition(occurrence_id), openid.to_owned()))
+}
+
+/// A delivery item as the user's data export shows it: the
+/// [`Delivery`] with its `occurrence` id added.
+pub(crate) fn exported_delivery(item: &Item) -> Result<serde_json::Value, PortError> {
+    let delivery = delivery_from(item)?;
+    let occurrence = match item.get("pk") {
+        Some(AttributeValue::S(pk)) => pk.strip_prefix("dlv#").unwrap_or(pk).to_owned(),
+        _ => return Err(PortError::Corrupt("a delivery without its key".to_owned())),
+    };
+    let serde_json::Value::Object(mut fields) = serde_json::to_value(&delivery)
+        .map_err(|e| PortError::Corrupt(format!("delivery: {e}")))?
+    else {
+        return Err(PortError::Corrupt(
+            "a delivery is not a JSON object".to_owned(),
+        ));
+    };
+    fields.insert("occurrence".into(), occurrence.into());
+    Ok(serde_json::Value::Object(fields))
 }
 
 fn delivery_item(occurrence_id: &str, delivery: &Delivery) -> Result<Item, PortError> {
@@ -382,7 +426,14 @@ impl CampaignStore for DynamoDbStore {
                 .send()
                 .await;
             let existing = match result {
-                Ok(_) => return Ok(None),
+                Ok(_) => {
+                    // A mass send's record names no user.
+                    if openid != MASS {
+                        self.put_plain("delivery pointer", pointer_item(occurrence_id, openid, at))
+                            .await?;
+                    }
+                    return Ok(None);
+                }
                 Err(e) => match e.into_service_error() {
                     PutItemError::ConditionalCheckFailedException(failed) => failed.item,
                     other => return Err(unavailable("delivery claim", other)),
@@ -426,6 +477,16 @@ impl CampaignStore for DynamoDbStore {
             .send()
             .await
             .map_err(|e| unavailable("delivery release", e))?;
+        if openid != MASS {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(crate::dynamodb::user(openid)))
+                .key("sk", s(format!("{CLAIM_POINTER}{occurrence_id}")))
+                .send()
+                .await
+                .map_err(|e| unavailable("delivery pointer release", e))?;
+        }
         Ok(())
     }
 
@@ -463,6 +524,11 @@ mod tests {
     #[tokio::test]
     async fn dynamodb_campaigns_keep_the_campaign_store_contract() {
         wca_core::contract::campaign_store(&store().await).await;
+    }
+
+    #[tokio::test]
+    async fn a_users_export_and_erasure_find_their_deliveries_through_pointers() {
+        wca_core::contract::campaign_user_data(&store().await).await;
     }
 
     // Several worker threads, so the claims really race to the stand-in.

@@ -60,7 +60,7 @@ fn alone(pk: String) -> (String, String) {
 }
 
 /// The partition of everything about one user.
-fn user(openid: &str) -> String {
+pub(crate) fn user(openid: &str) -> String {
     format!("user#{openid}")
 }
 
@@ -903,6 +903,7 @@ fn held_conversation(item: &Item) -> Result<HeldConversation, PortError> {
 impl UserData for DynamoDbStore {
     async fn export(&self, openid: &OpenId, now: i64) -> Result<UserRecord, PortError> {
         let mut record = UserRecord::empty(openid, now);
+        let mut deliveries = Vec::new();
         for item in self.partition(openid).await? {
             let sk = get_s(&item, "sk")?;
             if sk.starts_with("msg#") || sk.starts_with("reply#") {
@@ -925,7 +926,14 @@ impl UserData for DynamoDbStore {
                     request: serde_json::from_str(&get_s(&item, "ticket")?)
                         .map_err(|e| PortError::Corrupt(format!("ticket: {e}")))?,
                 });
+            } else if let Some(key) = crate::campaigns::pointed_delivery(&sk, openid.as_str()) {
+                deliveries.push(key);
             }
+        }
+        for item in self.batch_get(deliveries).await? {
+            record
+                .campaign_claims
+                .push(crate::campaigns::exported_delivery(&item)?);
         }
         if let Some((_, _, board)) = self.board().await? {
             record.unresolved_since = board.unresolved.get(openid.as_str()).copied();
@@ -969,8 +977,10 @@ impl UserData for DynamoDbStore {
                 erased.profile += 1;
             } else if sk.starts_with("ticket#") {
                 erased.tickets += 1;
-            } else if sk.starts_with("claim#") {
+            } else if let Some(key) = crate::campaigns::pointed_delivery(&sk, openid.as_str()) {
+                // The delivery, then (below) its pointer.
                 erased.campaign_claims += 1;
+                doomed.push(key);
             } else {
                 erased.other += 1;
             }

@@ -35,7 +35,8 @@ pub use eventbridge::EventBridgeSink;
 pub use logs::init_tracing;
 pub use secrets::{PARAM_SUFFIX, SECRET_VARS, SecretError, Secrets};
 pub use sqs::{
-    Received, SqsEventQueue, SqsMessageQueue, event_from_body, fifo_id, for_each_record,
+    Received, SqsDeliveryQueue, SqsEventQueue, SqsMessageQueue, event_from_body, fifo_id,
+    for_each_record,
 };
 
 /// What a function's `main` wires from the environment Lambda gives it:

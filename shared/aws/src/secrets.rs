@@ -30,11 +30,13 @@ use aws_sdk_ssm::types::ParameterType;
 
 /// The environment variables that hold secrets, and so may name an SSM
 /// parameter instead (`NAME_PARAM`).
-pub const SECRET_VARS: [&str; 4] = [
+pub const SECRET_VARS: [&str; 5] = [
     "WECHAT_TOKEN",
     "WECHAT_AES_KEY",
     "WCA_SHOP_TOKEN",
     "WECHAT_APP_SECRET",
+    // The admin API's named tokens, `alice=TOKEN,bob=TOKEN`.
+    "WCA_ADMIN_TOKENS",
 ];
 
 /// Appended to a secret's variable name to name its SSM parameter.
@@ -86,7 +88,7 @@ impl Secrets {
 
     /// [`Secrets::load`] with the environment given as a lookup (tests
     /// give a table). Parameters are read with decryption, one by one:
-    /// there are at most four, once per sandbox.
+    /// there are at most five, once per sandbox.
     pub async fn read(
         ssm: &aws_sdk_ssm::Client,
         env: &dyn Fn(&str) -> Option<String>,

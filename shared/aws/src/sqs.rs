@@ -1,10 +1,14 @@
 //! Reading events from SQS: bodies are either EventBridge envelopes (the
-//! rule's target) or bare events (sent to the queue directly).
+//! rule's target) or bare events (sent to the queue directly); campaign
+//! delivery batches on their own queue.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
+use wca_core::campaign::{DeliveryBatch, DeliveryQueue, MAX_QUEUE_DELAY};
 use wca_core::{ArchivedMessage, Event, MessageQueue, PortError};
 
 use crate::unavailable;
@@ -204,20 +208,7 @@ impl SqsMessageQueue {
         name: &str,
         visibility_secs: u32,
     ) -> Result<Self, PortError> {
-        use aws_sdk_sqs::types::QueueAttributeName;
-        let url = client
-            .create_queue()
-            .queue_name(format!("{name}.fifo"))
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                visibility_secs.to_string(),
-            )
-            .send()
-            .await
-            .map_err(|e| unavailable("create_queue", e))?
-            .queue_url
-            .ok_or_else(|| PortError::Unavailable("create_queue: no queue URL".into()))?;
+        let url = create_queue(&client, &format!("{name}.fifo"), visibility_secs, true).await?;
         Ok(Self::new(client, url))
     }
 
@@ -225,6 +216,30 @@ impl SqsMessageQueue {
     pub fn reader(&self) -> SqsEventQueue {
         SqsEventQueue::new(self.client.clone(), self.queue_url.clone())
     }
+}
+
+/// Creates queue `name` (FIFO when `fifo`, and then `name` ends in
+/// `.fifo`) and returns its URL.
+async fn create_queue(
+    client: &Client,
+    name: &str,
+    visibility_secs: u32,
+    fifo: bool,
+) -> Result<String, PortError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut create = client.create_queue().queue_name(name).attributes(
+        QueueAttributeName::VisibilityTimeout,
+        visibility_secs.to_string(),
+    );
+    if fifo {
+        create = create.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| unavailable("create_queue", e))?
+        .queue_url
+        .ok_or_else(|| PortError::Unavailable("create_queue: no queue URL".into()))
 }
 
 /// `id` as SQS takes a FIFO group or deduplication id (1 to 128 printable
@@ -287,5 +302,82 @@ mod tests {
             assert_eq!(fifo_id(odd), id, "the same id each time");
         }
         assert_ne!(fifo_id("evt:o u:1"), fifo_id("evt:o u:2"));
+    }
+}
+
+/// [`DeliveryQueue`] on a standard SQS queue (campaigns on Lambda): one
+/// message per [`DeliveryBatch`], sent ten to a call. Standard, not FIFO:
+/// order does not matter, duplicates are harmless (the delivery claims
+/// drop them), and the `deliver` function scales out on it.
+#[derive(Debug, Clone)]
+pub struct SqsDeliveryQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeliveryQueue {
+    /// The queue at `queue_url`.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Creates the standard queue `name` (the stand-in, tools), whose
+    /// messages are hidden `visibility_secs` once received.
+    pub async fn create(
+        client: Client,
+        name: &str,
+        visibility_secs: u32,
+    ) -> Result<Self, PortError> {
+        let url = create_queue(&client, name, visibility_secs, false).await?;
+        Ok(Self::new(client, url))
+    }
+
+    /// The queue for receiving (the local worker, tests).
+    pub fn reader(&self) -> SqsEventQueue {
+        SqsEventQueue::new(self.client.clone(), self.queue_url.clone())
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(&self, batches: &[DeliveryBatch], delay: Duration) -> Result<(), PortError> {
+        let delay = i32::try_from(delay.min(MAX_QUEUE_DELAY).as_secs()).unwrap_or(0);
+        for ten in batches.chunks(10) {
+            let mut entries = Vec::with_capacity(ten.len());
+            for (i, batch) in ten.iter().enumerate() {
+                let body = serde_json::to_string(batch)
+                    .map_err(|e| PortError::Unavailable(format!("a delivery batch: {e}")))?;
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .delay_seconds(delay)
+                        .build()
+                        .map_err(|e| PortError::Unavailable(format!("send_message_batch: {e}")))?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| unavailable("send_message_batch", e))?;
+            // A partly failed call is failed as a whole: sending all ten
+            // again only duplicates batches, which the claims absorb.
+            if let Some(first) = out.failed.first() {
+                return Err(PortError::Unavailable(format!(
+                    "send_message_batch: {} of {} refused ({})",
+                    out.failed.len(),
+                    ten.len(),
+                    first.code
+                )));
+            }
+        }
+        Ok(())
     }
 }

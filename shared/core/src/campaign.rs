@@ -13,6 +13,9 @@
 //! - Each recipient is a [`Delivery`], claimed before WeChat is called
 //!   ([`Deliverer`]): a redelivered or restarted recipient is never sent
 //!   the same occurrence twice.
+//! - In one process ([`Runner`] without a queue) pages are delivered as
+//!   they are read; in the AWS stack they are queued as
+//!   [`DeliveryBatch`]es and a worker delivers them ([`BatchDeliverer`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +30,14 @@ use crate::outbound::{
     ApiError, ContactWindows, Failure, OutboundScreen, RateLimit, Refusal, WeChatApi,
 };
 use crate::{Clock, CustomMessage, OpenId, Outbound, PortError, Profile, ProfileStore};
+
+mod hooks;
+mod queue;
+
+pub use hooks::AbortAfterSends;
+pub use queue::{
+    BATCH, BatchDeliverer, BatchOutcome, DeliveryBatch, DeliveryQueue, MAX_QUEUE_DELAY, batches_of,
+};
 
 /// Why a campaign cannot be created or changed: shown to the admin as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -560,6 +571,9 @@ pub enum Status {
     Paused,
     /// Nothing is left to fire (a one-off that ran, or past its end).
     Finished,
+    /// Waits for a second admin's approval (双人复核): it goes to every
+    /// follower, or to more users than the approval threshold.
+    PendingApproval,
 }
 
 /// What an admin asks for: the fields of `wca campaign add`.
@@ -657,6 +671,9 @@ pub struct Campaign {
     /// Who did what to it, oldest first: the audit trail.
     #[serde(default)]
     pub audit: Vec<AuditEntry>,
+    /// Why it needed a second admin's approval, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// One admin action on a campaign.
@@ -671,6 +688,19 @@ pub struct AuditEntry {
 }
 
 impl Campaign {
+    /// Active again at `now` (resumed, approved): a next fire time that
+    /// fell out of the grace period while it waited moves to the next time
+    /// after now, and a campaign with none left is finished.
+    fn reactivate(&mut self, now: i64) {
+        self.status = Status::Active;
+        if self.next_fire.is_some_and(|t| t < now - self.grace_secs) {
+            self.next_fire = self.fire_after(now);
+        }
+        if self.next_fire.is_none() {
+            self.status = Status::Finished;
+        }
+    }
+
     /// The parsed content template (checked at creation).
     pub fn template(&self) -> Result<Template, CampaignError> {
         self.text.parse()
@@ -845,6 +875,7 @@ impl NewCampaign {
                 by: by.to_owned(),
                 action: "created".to_owned(),
             }],
+            approval: None,
         };
         campaign.next_fire = match campaign.schedule {
             // A one-off a little in the past (a slow request) still runs.
@@ -1102,6 +1133,17 @@ pub struct Campaigns {
     store: Arc<dyn CampaignStore>,
     clock: Arc<dyn Clock>,
     screen: Option<Arc<dyn OutboundScreen>>,
+    approval: Option<Approval>,
+}
+
+/// When a campaign needs a second admin (双人复核).
+pub struct Approval {
+    /// More recipients than this need approval (every follower always
+    /// does).
+    pub above: u64,
+    /// Counts an audience at creation (a tag's count from WeChat, a
+    /// segment's matches); a count that cannot be made needs approval.
+    pub audiences: Arc<Audiences>,
 }
 
 /// Most missed occurrences recorded by one tick for one campaign; the
@@ -1119,7 +1161,57 @@ impl Campaigns {
             store,
             clock,
             screen,
+            approval: None,
         }
+    }
+
+    /// Campaigns to every follower, or to more than `approval.above`
+    /// users, wait for a second admin's approval before they fire.
+    pub fn with_approval(mut self, approval: Approval) -> Self {
+        self.approval = Some(approval);
+        self
+    }
+
+    /// Why `campaign` needs approval, or `None`.
+    async fn needs_approval(&self, campaign: &Campaign) -> Option<String> {
+        let approval = self.approval.as_ref()?;
+        if campaign.audience == Audience::All {
+            return Some("it goes to every follower".to_owned());
+        }
+        match approval
+            .audiences
+            .estimate(&campaign.audience, self.clock.now())
+            .await
+        {
+            Ok(n) if n > approval.above => Some(format!(
+                "it goes to about {n} users, more than {}",
+                approval.above
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("its audience could not be counted ({e})")),
+        }
+    }
+
+    /// Approves campaign `id` as admin `by`, who must not be its creator.
+    pub async fn approve(&self, id: &str, by: &str) -> Result<Campaign, CampaignError> {
+        let now = self.clock.now();
+        self.update(id, by, "approved", |c| {
+            if c.status != Status::PendingApproval {
+                return Err(invalid(
+                    "status",
+                    "the campaign is not waiting for approval",
+                ));
+            }
+            if c.created_by == by {
+                return Err(invalid(
+                    "approver",
+                    "a second admin must approve a campaign: its creator cannot",
+                ));
+            }
+            c.reactivate(now);
+            Ok(())
+        })
+        .await
     }
 
     /// The store.
@@ -1131,9 +1223,13 @@ impl Campaigns {
     pub async fn create(&self, new: NewCampaign, by: &str) -> Result<Campaign, CampaignError> {
         let now = self.clock.now();
         for _ in 0..5 {
-            let campaign = new
+            let mut campaign = new
                 .clone()
                 .build(new_id(now), by, now, self.screen.as_deref())?;
+            if let Some(why) = self.needs_approval(&campaign).await {
+                campaign.status = Status::PendingApproval;
+                campaign.approval = Some(why);
+            }
             if self.store.insert(&campaign).await? {
                 return Ok(campaign);
             }
@@ -1196,13 +1292,7 @@ impl Campaigns {
         let now = self.clock.now();
         self.update(id, by, "resumed", |c| {
             if c.status == Status::Paused {
-                c.status = Status::Active;
-                if c.next_fire.is_some_and(|t| t < now - c.grace_secs) {
-                    c.next_fire = c.fire_after(now);
-                }
-                if c.next_fire.is_none() {
-                    c.status = Status::Finished;
-                }
+                c.reactivate(now);
             }
             Ok(())
         })
@@ -1212,11 +1302,13 @@ impl Campaigns {
     /// Starts an occurrence of campaign `id` now, outside its schedule.
     pub async fn run_now(&self, id: &str, by: &str) -> Result<Occurrence, CampaignError> {
         let campaign = self
-            .update(id, by, "run_now", |c| {
-                if c.status == Status::Paused {
-                    return Err(invalid("status", "the campaign is paused; resume it first"));
-                }
-                Ok(())
+            .update(id, by, "run_now", |c| match c.status {
+                Status::Paused => Err(invalid("status", "the campaign is paused; resume it first")),
+                Status::PendingApproval => Err(invalid(
+                    "status",
+                    "the campaign waits for a second admin's approval",
+                )),
+                _ => Ok(()),
             })
             .await?;
         let mut now = self.clock.now();
@@ -1425,6 +1517,36 @@ pub struct Audiences {
 }
 
 impl Audiences {
+    /// How many users `audience` holds now: a tag's count from WeChat, a
+    /// segment's matches (read through), every follower's count is not
+    /// asked (they always need approval).
+    pub async fn estimate(&self, audience: &Audience, now: i64) -> Result<u64, AudienceError> {
+        match audience {
+            Audience::Tag(name) => {
+                let api = self.api.as_ref().ok_or_else(|| {
+                    AudienceError::Unusable("the WeChat API is not configured".to_owned())
+                })?;
+                let tags = api.tags().await?;
+                Ok(tags.iter().find(|t| t.name == *name).map_or(0, |t| t.count))
+            }
+            Audience::All => Err(AudienceError::Unusable(
+                "every follower is not counted".to_owned(),
+            )),
+            Audience::Segment(_) => {
+                let mut n = 0u64;
+                let mut cursor: Option<String> = None;
+                loop {
+                    let page = self.page(audience, cursor.as_deref(), now).await?;
+                    n += u64::try_from(page.openids.len()).unwrap_or(u64::MAX);
+                    match page.next {
+                        Some(next) => cursor = Some(next),
+                        None => return Ok(n),
+                    }
+                }
+            }
+        }
+    }
+
     /// The page of `audience` that starts at `cursor`.
     pub async fn page(
         &self,
@@ -1501,7 +1623,7 @@ pub enum Delivered {
     /// Finished now with this outcome.
     Done(Outcome),
     /// A record existed (a redelivery or a restart): nothing was sent.
-    AlreadyRecorded(Outcome),
+    AlreadyRecorded(Delivery),
 }
 
 /// Why a recipient could not be handled now; the claim was given back
@@ -1533,7 +1655,42 @@ pub struct Deliverer {
     pub clock: Arc<dyn Clock>,
 }
 
+/// Deliveries running at once, each ending with its recipient.
+pub(crate) type Deliveries = tokio::task::JoinSet<(String, Result<Delivered, NotNow>)>;
+
 impl Deliverer {
+    /// Starts delivering to `openid` on `tasks` once `limit` allows it and
+    /// one of `permits` is free (the permit is held until it ends).
+    pub(crate) async fn spawn_paced(
+        self: &Arc<Self>,
+        tasks: &mut Deliveries,
+        limit: Option<&RateLimit>,
+        permits: &Arc<tokio::sync::Semaphore>,
+        campaign: &Arc<Campaign>,
+        occurrence_id: &str,
+        openid: String,
+    ) -> Result<(), PortError> {
+        if let Some(limit) = limit {
+            let wait = limit.delay(tokio::time::Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| PortError::Unavailable(e.to_string()))?;
+        let (deliverer, campaign, occurrence_id) =
+            (self.clone(), campaign.clone(), occurrence_id.to_owned());
+        tasks.spawn(async move {
+            let result = deliverer.deliver(&campaign, &occurrence_id, &openid).await;
+            drop(permit);
+            (openid, result)
+        });
+        Ok(())
+    }
+
     /// Delivers occurrence `occurrence_id` of `campaign` to `openid`.
     pub async fn deliver(
         &self,
@@ -1552,7 +1709,7 @@ impl Deliverer {
             .await
             .map_err(store_down)?
         {
-            return Ok(Delivered::AlreadyRecorded(existing.outcome));
+            return Ok(Delivered::AlreadyRecorded(existing));
         }
         match self.attempt(campaign, occurrence_id, openid).await {
             Ok(outcome) => {
@@ -1589,8 +1746,10 @@ impl Deliverer {
             Ok(t) => t,
             Err(e) => return skipped(format!("bad_template: {e}")),
         };
+        // The OpenID is known without a lookup.
+        let needs_profile = template.variables().iter().any(|v| *v != "openid");
         let profile = match (&self.profiles, OpenId::parse(openid)) {
-            (Some(profiles), Ok(id)) if !template.variables().is_empty() => {
+            (Some(profiles), Ok(id)) if needs_profile => {
                 profiles.profile(&id).await.map_err(|e| NotNow {
                     why: e.to_string(),
                     retry_in: Duration::from_secs(5),
@@ -1685,17 +1844,21 @@ pub enum RunEnd {
     Stopped,
 }
 
-/// Runs occurrences in one process (`wca serve`): expands the audience
-/// page by page and delivers each page before moving the cursor past it,
-/// so a restart resumes at the first page not fully handled (recipients
-/// of that page already recorded are not sent again).
+/// Runs occurrences: expands the audience page by page and hands each
+/// page over before moving the cursor past it, so a restart resumes at the
+/// first page not fully handed over (recipients of that page already
+/// recorded are not sent again). In one process (`wca serve`) a page is
+/// delivered right here; with a [`queue`](Runner::queue) (the AWS stack)
+/// it is queued in batches for the `deliver` function.
 pub struct Runner {
     /// Campaign data.
     pub store: Arc<dyn CampaignStore>,
     /// Audience pages.
-    pub audiences: Audiences,
-    /// Sends.
+    pub audiences: Arc<Audiences>,
+    /// Sends (and the clock).
     pub deliverer: Arc<Deliverer>,
+    /// Where pages go when delivery happens elsewhere.
+    pub queue: Option<Arc<dyn DeliveryQueue>>,
     /// Recipients in flight at once.
     pub concurrency: usize,
     /// Set to stop between sends.
@@ -1725,7 +1888,7 @@ impl Runner {
             if self.stopping() {
                 return Ok(RunEnd::Stopped);
             }
-            if campaign.status == Status::Paused {
+            if matches!(campaign.status, Status::Paused | Status::PendingApproval) {
                 return Ok(RunEnd::Paused);
             }
             let now = clock.now();
@@ -1754,9 +1917,17 @@ impl Runner {
             let mut progress = occurrence.clone();
             progress.audience += u64::try_from(page.openids.len()).unwrap_or(u64::MAX);
             progress.pages += 1;
-            let delivered = self
-                .deliver_page(&campaign, &occurrence.id(), page.openids)
-                .await?;
+            let delivered = match &self.queue {
+                Some(queue) => {
+                    let batches = batches_of(&campaign.id, scheduled_at, page.openids);
+                    queue.enqueue(&batches, Duration::ZERO).await?;
+                    None
+                }
+                None => {
+                    self.deliver_page(&campaign, &occurrence.id(), page.openids)
+                        .await?
+                }
+            };
             if let Some(end) = delivered {
                 return Ok(end);
             }
@@ -1786,25 +1957,16 @@ impl Runner {
                 if self.stopping() {
                     break;
                 }
-                if let Some(limit) = &limit {
-                    let wait = limit.delay(tokio::time::Instant::now());
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-                let permit = permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| PortError::Unavailable(e.to_string()))?;
-                let deliverer = self.deliverer.clone();
-                let campaign = campaign.clone();
-                let occurrence_id = occurrence_id.to_owned();
-                tasks.spawn(async move {
-                    let result = deliverer.deliver(&campaign, &occurrence_id, &openid).await;
-                    drop(permit);
-                    (openid, result)
-                });
+                self.deliverer
+                    .spawn_paced(
+                        &mut tasks,
+                        limit.as_ref(),
+                        &permits,
+                        &campaign,
+                        occurrence_id,
+                        openid,
+                    )
+                    .await?;
             }
             let mut wait = Duration::ZERO;
             let mut why = None;
@@ -2310,5 +2472,80 @@ mod tests {
                 .expect("occ")
                 .is_empty()
         );
+    }
+
+    struct Profiles(Vec<Profile>);
+
+    #[async_trait]
+    impl ProfileDirectory for Profiles {
+        async fn profiles_after(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<Profile>, PortError> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|p| after.is_none_or(|a| p.openid.as_str() > a))
+                .take(limit)
+                .cloned()
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_segment_larger_than_the_threshold_waits_for_approval_and_a_smaller_one_does_not() {
+        let profiles: Vec<Profile> = (0..25)
+            .map(|i| Profile {
+                openid: OpenId::parse(&format!("oSeg{i:03}")).expect("id"),
+                name: format!("用户{i}"),
+                vip_level: u8::try_from(i % 4).unwrap_or(0),
+                tags: Vec::new(),
+                last_order_id: None,
+            })
+            .collect();
+        let audiences = Arc::new(Audiences {
+            api: None,
+            profiles: Some(Arc::new(Profiles(profiles))),
+            contacts: None,
+            segment_page: 4,
+        });
+        let (campaigns, _clock) = campaigns_at(at("2026-11-27T12:00:00Z"));
+        let campaigns = campaigns.with_approval(Approval {
+            above: 10,
+            audiences,
+        });
+        // vip>=1: 18 of 25, read over 7 pages.
+        let big = campaigns
+            .create(new("segment:vip>=1", "custom", "{{name}}"), "alice")
+            .await
+            .expect("created");
+        assert_eq!(big.status, Status::PendingApproval);
+        assert!(
+            big.approval.as_deref().is_some_and(|w| w.contains("18")),
+            "{:?}",
+            big.approval
+        );
+        // vip=3: 6 of 25.
+        let small = campaigns
+            .create(new("segment:vip=3", "custom", "{{name}}"), "alice")
+            .await
+            .expect("created");
+        assert_eq!(small.status, Status::Active);
+        let due = at("2026-11-30T01:00:00Z");
+        let started: Vec<String> = campaigns
+            .tick(due)
+            .await
+            .expect("tick")
+            .into_iter()
+            .map(|o| o.campaign_id)
+            .collect();
+        assert_eq!(
+            started,
+            vec![small.id.clone()],
+            "the unapproved one does not fire"
+        );
+        let approved = campaigns.approve(&big.id, "bob").await.expect("approved");
+        assert_eq!(approved.status, Status::Active);
     }
 }

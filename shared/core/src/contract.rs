@@ -1225,6 +1225,99 @@ pub async fn campaign_store(store: &dyn crate::campaign::CampaignStore) {
     );
 }
 
+/// Personal data on request over campaign deliveries: a user's export
+/// shows their delivery records (claimed, finished), by occurrence, and
+/// nobody else's; erasure removes them and leaves others'; a released
+/// claim is gone from both.
+pub async fn campaign_user_data<S>(store: &S)
+where
+    S: crate::campaign::CampaignStore + crate::UserData,
+{
+    use crate::campaign::{Delivery, Occurrence, Outcome};
+    let now = 1_800_000_000;
+    let first = Occurrence::start("c0000000000c1", now, now).id();
+    let second = Occurrence::start("c0000000000c1", now + 86_400, now).id();
+    let third = Occurrence::start("c0000000000c1", now + 2 * 86_400, now).id();
+    for (occ, openid) in [
+        (&first, "oGone"),
+        (&first, "oStays"),
+        (&second, "oGone"),
+        (&third, "oGone"),
+    ] {
+        assert_eq!(
+            store.claim_delivery(occ, openid, now).await.expect("claim"),
+            None
+        );
+    }
+    // WeChat was busy: the claim was given back.
+    store
+        .release_delivery(&third, "oGone")
+        .await
+        .expect("release");
+    store
+        .finish_delivery(
+            &first,
+            &Delivery {
+                openid: "oGone".to_owned(),
+                outcome: Outcome::Sent,
+                at: now + 1,
+            },
+        )
+        .await
+        .expect("finish");
+
+    let gone = OpenId::parse("oGone").expect("openid");
+    let record = store.export(&gone, now + 10).await.expect("export");
+    assert_eq!(
+        record.campaign_claims,
+        vec![
+            serde_json::json!({
+                "occurrence": first,
+                "openid": "oGone",
+                "outcome": {"state": "sent"},
+                "at": now + 1,
+            }),
+            serde_json::json!({
+                "occurrence": second,
+                "openid": "oGone",
+                "outcome": {"state": "sending"},
+                "at": now,
+            }),
+        ],
+        "the user's records only, by occurrence"
+    );
+
+    let erased = store.erase(&gone).await.expect("erase");
+    assert_eq!(erased.campaign_claims, 2);
+    assert_eq!(erased.total(), 2, "nothing else was held");
+    let left: Vec<String> = store
+        .deliveries(&first)
+        .await
+        .expect("deliveries")
+        .into_iter()
+        .map(|d| d.openid)
+        .collect();
+    assert_eq!(left, ["oStays"], "another user's record stays");
+    assert!(
+        store
+            .deliveries(&second)
+            .await
+            .expect("deliveries")
+            .is_empty()
+    );
+    let again = store.erase(&gone).await.expect("erase again");
+    assert_eq!(again.campaign_claims, 0, "nothing left to erase");
+    let after = store.export(&gone, now + 20).await.expect("export");
+    assert!(after.campaign_claims.is_empty());
+    let stays = OpenId::parse("oStays").expect("openid");
+    let theirs = store.export(&stays, now + 20).await.expect("export");
+    assert_eq!(
+        theirs.campaign_claims.len(),
+        1,
+        "the other user keeps theirs"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     //! The conversation contract must catch the adapters it exists to

@@ -339,6 +339,8 @@ impl UserRecord {
         self.tickets.sort_by(|a, b| {
             (a.request.created_at, &a.ticket_id).cmp(&(b.request.created_at, &b.ticket_id))
         });
+        self.campaign_claims
+            .sort_by(|a, b| a["occurrence"].as_str().cmp(&b["occurrence"].as_str()));
     }
 }
 

@@ -299,7 +299,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use wca_core::campaign::{NewCampaign, OccurrenceState};
-    use wca_core::{OpenId, UserData};
 
     use super::*;
 
@@ -420,62 +419,7 @@ mod tests {
     #[tokio::test]
     async fn erasing_a_user_removes_their_campaign_deliveries_and_export_shows_them() {
         let (_dir, store) = fresh();
-        let first = Occurrence::start("c0000000000c1", NOW, NOW).id();
-        let second = Occurrence::start("c0000000000c1", NOW + 86_400, NOW).id();
-        for (occ, openid) in [(&first, "oGone"), (&first, "oStays"), (&second, "oGone")] {
-            assert_eq!(
-                store.claim_delivery(occ, openid, NOW).await.expect("claim"),
-                None
-            );
-        }
-        store
-            .finish_delivery(&first, &sent("oGone", NOW + 1))
-            .await
-            .expect("finish");
-
-        let gone = OpenId::parse("oGone").expect("openid");
-        let record = store.export(&gone, NOW + 10).await.expect("export");
-        assert_eq!(
-            record.campaign_claims,
-            vec![
-                serde_json::json!({
-                    "occurrence": first,
-                    "openid": "oGone",
-                    "outcome": {"state": "sent"},
-                    "at": NOW + 1,
-                }),
-                serde_json::json!({
-                    "occurrence": second,
-                    "openid": "oGone",
-                    "outcome": {"state": "sending"},
-                    "at": NOW,
-                }),
-            ],
-            "the user's records only, by occurrence"
-        );
-
-        let erased = store.erase(&gone).await.expect("erase");
-        assert_eq!(erased.campaign_claims, 2);
-        assert_eq!(erased.total(), 2, "nothing else was held");
-        let left: Vec<String> = store
-            .deliveries(&first)
-            .await
-            .expect("deliveries")
-            .into_iter()
-            .map(|d| d.openid)
-            .collect();
-        assert_eq!(left, ["oStays"], "another user's record stays");
-        assert!(
-            store
-                .deliveries(&second)
-                .await
-                .expect("deliveries")
-                .is_empty()
-        );
-        let again = store.erase(&gone).await.expect("erase again");
-        assert_eq!(again.campaign_claims, 0, "nothing left to erase");
-        let after = store.export(&gone, NOW + 20).await.expect("export");
-        assert!(after.campaign_claims.is_empty());
+        wca_core::contract::campaign_user_data(&store).await;
     }
 
     #[tokio::test]
