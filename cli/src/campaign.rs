@@ -66,8 +66,21 @@ pub struct AddArgs {
     #[arg(long)]
     tz: Option<String>,
     /// Once, at this RFC 3339 instant (2026-12-01T09:00:00+08:00).
-    #[arg(long, required_unless_present = "cron")]
+    #[arg(long, required_unless_present_any = ["cron", "on_intent", "on_keyword"])]
     at: Option<String>,
+    /// Instead of a time: sent to whoever writes a message of one of these
+    /// intents (comma-separated: promotion), with --channel custom
+    /// --audience all.
+    #[arg(long, conflicts_with_all = ["cron", "at"])]
+    on_intent: Option<String>,
+    /// ...or a message holding one of these words (comma-separated:
+    /// 优惠券,折扣).
+    #[arg(long, conflicts_with_all = ["cron", "at"])]
+    on_keyword: Option<String>,
+    /// A triggered campaign reaches a user at most once in this many days
+    /// (default 7).
+    #[arg(long)]
+    cooldown_days: Option<u32>,
     /// tag:NAME, all, or segment:EXPR (vip>=2,tag=复购,active<48h).
     #[arg(long)]
     audience: String,
@@ -194,6 +207,8 @@ pub fn run(cmd: CampaignCommand) -> anyhow::Result<()> {
                 "defaults": defaults, "template_id": args.template_id,
                 "quiet_hours": args.quiet_hours, "rate_per_sec": args.rate,
                 "starts": args.starts, "ends": args.ends, "grace_secs": args.grace_secs,
+                "on_intent": args.on_intent, "on_keyword": args.on_keyword,
+                "cooldown_days": args.cooldown_days,
             });
             let created = Client::new(&args.server)?.call("POST", "campaigns", Some(&body))?;
             println!("{}", json!({ "id": created["id"] }));
@@ -361,7 +376,11 @@ pub fn local(
     client: Option<&crate::outbound::WeChatClient>,
     profiles: Option<Arc<dyn wca_core::ProfileStore>>,
     stand_in: Option<&crate::outbound::DevStandIn>,
-) -> anyhow::Result<(Arc<Campaigns>, Scheduler)> {
+) -> anyhow::Result<(
+    Arc<Campaigns>,
+    Scheduler,
+    Arc<dyn wca_core::campaign::MessageTriggers>,
+)> {
     use wca_webhook::shop::ShopSource;
     let clock: Arc<dyn wca_core::Clock> = Arc::new(wca_core::SystemClock);
     let screen: Arc<dyn wca_core::OutboundScreen> = Arc::new(settings.filter.clone());
@@ -399,22 +418,30 @@ pub fn local(
             },
         ),
     );
+    let deliverer = Arc::new(wca_core::campaign::Deliverer {
+        store: campaign_store.clone(),
+        outbound: client.map(|c| c.outbound.clone()),
+        api,
+        profiles,
+        screen: Some(screen),
+        clock: clock.clone(),
+    });
     let runner = Arc::new(Runner {
         store: campaign_store.clone(),
         audiences,
-        deliverer: Arc::new(wca_core::campaign::Deliverer {
-            store: campaign_store,
-            outbound: client.map(|c| c.outbound.clone()),
-            api,
-            profiles,
-            screen: Some(screen),
-            clock: clock.clone(),
-        }),
+        deliverer: deliverer.clone(),
         concurrency: env_number("WCA_CAMPAIGN_CONCURRENCY", 32)?,
         queue: None,
         stop: Arc::new(AtomicBool::new(false)),
     });
     let every = Duration::from_millis(env_number("WCA_CAMPAIGN_TICK_MS", 15_000)?);
+    let triggers = Arc::new(LocalTriggers {
+        triggers: wca_core::campaign::Triggers::new(
+            campaign_store,
+            every.min(Duration::from_secs(10)),
+        ),
+        batches: Arc::new(wca_core::campaign::BatchDeliverer::new(deliverer, 4)),
+    });
     let scheduler = spawn_scheduler(
         campaigns.clone(),
         runner,
@@ -422,7 +449,56 @@ pub fn local(
         Arc::new(tokio::sync::Notify::new()),
         every,
     );
-    Ok((campaigns, scheduler))
+    Ok((campaigns, scheduler, triggers))
+}
+
+/// Triggered campaigns in `wca serve`: each text the webhook committed
+/// is matched in a task of its own (the reply does not wait), and what
+/// fires is delivered at once, through the same claims as any campaign.
+struct LocalTriggers {
+    triggers: wca_core::campaign::Triggers,
+    batches: Arc<wca_core::campaign::BatchDeliverer>,
+}
+
+#[async_trait::async_trait]
+impl wca_core::campaign::MessageTriggers for LocalTriggers {
+    async fn on_message(&self, openid: &str, text: &str, intent: Option<&str>, now: i64) {
+        let batches = match self.triggers.fired(openid, text, intent, now).await {
+            Ok(batches) => batches,
+            Err(e) => {
+                tracing::warn!(error = %e, "triggered campaigns could not be checked for a message");
+                return;
+            }
+        };
+        for batch in batches {
+            tokio::spawn(deliver_until_done(self.batches.clone(), batch));
+        }
+    }
+}
+
+/// Delivers `batch`, waiting out what must wait (WeChat busy, a pause)
+/// for up to about an hour.
+async fn deliver_until_done(
+    batches: Arc<wca_core::campaign::BatchDeliverer>,
+    mut batch: wca_core::campaign::DeliveryBatch,
+) {
+    for _ in 0..60 {
+        match batches.deliver(batch.clone()).await {
+            Ok(outcome) => match outcome.later {
+                Some((again, delay, why)) => {
+                    tracing::info!(why, "a triggered campaign message waits");
+                    tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+                    batch = again;
+                }
+                None => return,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "a triggered campaign message could not be delivered; trying again");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+    tracing::warn!(campaign_id = %batch.campaign_id, "a triggered campaign message was given up after an hour of waiting");
 }
 
 fn env_number<T: TryFrom<u64>>(name: &str, default: T) -> anyhow::Result<T> {

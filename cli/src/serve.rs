@@ -234,7 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shop = wca_webhook::shop::build(&settings, &ProcessEnv, platform)?;
     let admins = admin_tokens(&args.data_dir)?;
-    let (campaigns, scheduler) = crate::campaign::local(
+    let (campaigns, scheduler, triggers) = crate::campaign::local(
         &store,
         &settings,
         client.as_ref(),
@@ -251,7 +251,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shop,
         commit: Some(Arc::new(commit)),
     };
-    let mut hook = Webhook::new(settings, ports);
+    let mut hook = Webhook::new(settings, ports).with_triggers(triggers);
     let mut sender = None;
     if let Some((replies, task)) = async_replies {
         hook = hook.with_async_replies(replies);

@@ -18,23 +18,6 @@ impl Drop for Killed {
     }
 }
 
-fn send(url: &str, data_dir: &std::path::Path, from: &str, text: &str, msg_id: &str) -> String {
-    let out = common::wca()
-        .args([
-            "send", text, "--url", url, "--from", from, "--msg-id", msg_id,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("run wca send");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[test]
 fn in_async_mode_the_reply_reaches_wechat_once_as_a_customer_service_message_despite_three_retries()
 {
@@ -51,7 +34,7 @@ fn in_async_mode_the_reply_reaches_wechat_once_as_a_customer_service_message_des
     let passive_dir = tempfile::tempdir().expect("tempdir");
     let (passive, passive_url) = common::serve(passive_dir.path(), Stdio::null(), |_| {});
     let passive = Killed(passive);
-    let expected = send(&passive_url, passive_dir.path(), user, "你好", "9000");
+    let expected = common::send(&passive_url, passive_dir.path(), user, "你好", "9000");
     drop(passive);
     assert!(
         !expected.is_empty() && !expected.starts_with('('),
@@ -70,7 +53,7 @@ fn in_async_mode_the_reply_reaches_wechat_once_as_a_customer_service_message_des
     // The first delivery and WeChat's three retries of MsgId 9001.
     for _ in 0..4 {
         assert_eq!(
-            send(&url, dir.path(), user, "你好", "9001"),
+            common::send(&url, dir.path(), user, "你好", "9001"),
             "(acknowledged, no reply)",
             "async mode answers success"
         );
@@ -119,7 +102,7 @@ fn with_fake_wechat_serve_pushes_each_reply_to_its_own_stand_in_and_chat_shows_i
     let passive_dir = tempfile::tempdir().expect("tempdir");
     let (passive, passive_url) = common::serve(passive_dir.path(), Stdio::null(), |_| {});
     let passive = Killed(passive);
-    let expected = send(&passive_url, passive_dir.path(), user, "你好", "9100");
+    let expected = common::send(&passive_url, passive_dir.path(), user, "你好", "9100");
     drop(passive);
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -85,20 +85,26 @@ fn demo_shop() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo-shop")
 }
 
-#[test]
-fn a_tag_campaign_fills_each_vip_users_name_and_order_from_the_demo_shop_and_refuses_blocked_words()
-{
-    let dir = tempfile::tempdir().expect("tempdir");
+/// `wca serve --fake-wechat` on the demo shop, ticking every 200 ms: the
+/// running server, its webhook URL and its base URL.
+fn demo_serve(data_dir: &Path) -> (Killed, String, String) {
     let config = demo_shop().join("wca.toml");
-    let (child, url) = common::serve(dir.path(), Stdio::null(), |cmd| {
+    let (child, url) = common::serve(data_dir, Stdio::null(), |cmd| {
         cmd.arg("--fake-wechat")
             .arg("--config")
             .arg(&config)
             .env("WCA_ADMIN_TOKEN", TOKEN)
             .env("WCA_CAMPAIGN_TICK_MS", "200");
     });
-    let _server = Killed(child);
     let server = base_of(&url);
+    (Killed(child), url, server)
+}
+
+#[test]
+fn a_tag_campaign_fills_each_vip_users_name_and_order_from_the_demo_shop_and_refuses_blocked_words()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, _, server) = demo_serve(dir.path());
 
     let (ok, _, err) = campaign(
         &server,
@@ -172,17 +178,7 @@ fn a_tag_campaign_fills_each_vip_users_name_and_order_from_the_demo_shop_and_ref
         })
         .collect();
     expected.sort();
-    let stand_in = std::fs::read_to_string(dir.path().join("fake-wechat.url")).expect("url");
-    let body = ureq::get(&format!("{}/_fake/sent", stand_in.trim()))
-        .call()
-        .expect("stand-in")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    let sent: Value = serde_json::from_str(&body).expect("json");
-    let mut got: Vec<(String, String)> = sent
-        .as_array()
-        .expect("list")
+    let mut got: Vec<(String, String)> = stand_in_sent(dir.path())
         .iter()
         .map(|s| {
             assert_eq!(s["api"], "template");
@@ -321,4 +317,131 @@ fn killed_at_30_and_70_percent_then_restarted_every_one_of_10000_followers_gets_
         .map(|m| m.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0);
     assert_eq!(skipped, 0, "{r}");
+}
+
+/// What the stand-in that `wca serve --fake-wechat` started has accepted.
+fn stand_in_sent(data_dir: &Path) -> Vec<Value> {
+    let stand_in = std::fs::read_to_string(data_dir.join("fake-wechat.url")).expect("url");
+    let body = ureq::get(&format!("{}/_fake/sent", stand_in.trim()))
+        .call()
+        .expect("stand-in")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    let sent: Value = serde_json::from_str(&body).expect("json");
+    sent.as_array().cloned().unwrap_or_default()
+}
+
+/// The coupons the stand-in holds: (openid, text) of each pushed
+/// customer-service message that carries one.
+fn coupons(data_dir: &Path) -> Vec<(String, String)> {
+    stand_in_sent(data_dir)
+        .iter()
+        .filter(|s| {
+            s["api"] == "custom" && s["content"].as_str().is_some_and(|c| c.contains("QUAN"))
+        })
+        .map(|s| {
+            (
+                s["openid"].as_str().unwrap_or_default().to_owned(),
+                s["content"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_user_who_asks_about_coupons_gets_one_coupon_in_their_own_name_once_per_cooldown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url, server) = demo_serve(dir.path());
+
+    // A trigger needs the customer-service channel, to whoever wrote.
+    let (ok, _, err) = campaign(
+        &server,
+        &[
+            "add",
+            "--name",
+            "券",
+            "--on-keyword",
+            "优惠券",
+            "--audience",
+            "tag:VIP",
+            "--channel",
+            "custom",
+            "--text",
+            "券",
+        ],
+    );
+    assert!(
+        !ok && err.contains("--channel custom --audience all"),
+        "{err}"
+    );
+
+    let id = add(
+        &server,
+        &[
+            "--name",
+            "问券送券",
+            "--on-keyword",
+            "优惠券,折扣",
+            "--cooldown-days",
+            "7",
+            "--audience",
+            "all",
+            "--channel",
+            "custom",
+            "--text",
+            "{{name}}，送您一张满100减20优惠券：QUAN-{{openid}}",
+        ],
+    );
+    let (ok, shown, err) = campaign(&server, &["show", &id]);
+    assert!(ok, "{err}");
+    assert!(
+        shown.contains("\"active\""),
+        "no approval for a trigger: {shown}"
+    );
+
+    // o_demo_user01 (陈静) asks twice; o_demo_user02 (王浩然) talks about
+    // something else, then asks in other words.
+    common::send(&url, dir.path(), "o_demo_user01", "有优惠券吗？", "91001");
+    common::send(&url, dir.path(), "o_demo_user02", "我的快递到哪了", "91002");
+    common::send(
+        &url,
+        dir.path(),
+        "o_demo_user01",
+        "还有别的优惠券吗",
+        "91003",
+    );
+    common::send(&url, dir.path(), "o_demo_user02", "最近有折扣吗", "91004");
+
+    let start = Instant::now();
+    let mut got = coupons(dir.path());
+    while got.len() < 2 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        got = coupons(dir.path());
+    }
+    // Anything late would show up by now.
+    std::thread::sleep(Duration::from_millis(500));
+    got = coupons(dir.path());
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "o_demo_user01".to_owned(),
+                "陈静，送您一张满100减20优惠券：QUAN-o_demo_user01".to_owned()
+            ),
+            (
+                "o_demo_user02".to_owned(),
+                "王浩然，送您一张满100减20优惠券：QUAN-o_demo_user02".to_owned()
+            ),
+        ],
+        "one coupon each, in their own name; the second question is inside the cooldown"
+    );
+    let r = report(&server, &id);
+    let occ = &r["occurrences"][0];
+    assert_eq!(
+        (occ["audience"].as_u64(), occ["sent"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
 }

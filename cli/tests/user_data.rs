@@ -17,22 +17,6 @@ fn serve(data_dir: &Path) -> (Child, String) {
     common::serve(data_dir, Stdio::null(), |_| {})
 }
 
-fn send(url: &str, data_dir: &Path, from: &str, msg_id: &str) {
-    let out = wca()
-        .args([
-            "send", "你好", "--url", url, "--from", from, "--msg-id", msg_id,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("run wca send");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn user(action: &str, openid: &str, data_dir: &Path) -> Output {
     wca()
         .args(["user", action, openid, "--data-dir"])
@@ -62,8 +46,8 @@ fn a_users_data_is_exported_then_erased_and_an_export_after_the_erasure_is_empty
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let (mut server, url) = serve(&data_dir);
-    send(&url, &data_dir, ALICE, "91001");
-    send(&url, &data_dir, BOB, "91002");
+    common::send(&url, &data_dir, ALICE, "你好", "91001");
+    common::send(&url, &data_dir, BOB, "你好", "91002");
 
     let busy = user("export", ALICE, &data_dir);
     assert!(!busy.status.success(), "the store is held by wca serve");

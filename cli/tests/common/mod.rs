@@ -57,3 +57,22 @@ pub fn serve(
         .to_owned();
     (child, url)
 }
+
+/// `wca send TEXT` from `from` with MsgId `msg_id` to `wca serve` at `url`
+/// (its data dir holds the token); the reply `wca send` printed.
+pub fn send(url: &str, data_dir: &Path, from: &str, text: &str, msg_id: &str) -> String {
+    let out = wca()
+        .args([
+            "send", text, "--url", url, "--from", from, "--msg-id", msg_id,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run wca send");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

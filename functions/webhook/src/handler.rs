@@ -284,6 +284,7 @@ pub struct Webhook {
     in_flight: Arc<InFlight>,
     refusals: Arc<Refusals>,
     async_replies: Option<Arc<AsyncReplies>>,
+    triggers: Option<Arc<dyn wca_core::campaign::MessageTriggers>>,
 }
 
 impl Webhook {
@@ -319,7 +320,15 @@ impl Webhook {
             in_flight: Arc::default(),
             refusals: Arc::default(),
             async_replies: None,
+            triggers: None,
         }
+    }
+
+    /// Reports each text it handled to `triggers` (triggered campaigns),
+    /// once it is committed.
+    pub fn with_triggers(mut self, triggers: Arc<dyn wca_core::campaign::MessageTriggers>) -> Self {
+        self.triggers = Some(triggers);
+        self
     }
 
     /// Answers `success` and leaves each reply in the outbox instead of
@@ -620,6 +629,10 @@ impl Webhook {
                 route: outcome.route.clone(),
                 expires_at: now.saturating_add(self.settings.retention_secs),
             });
+            let intent = outcome.events.iter().find_map(|e| match &e.kind {
+                EventKind::MessageReceived { intent, .. } => intent.clone(),
+                _ => None,
+            });
             let writes = MessageWrites {
                 message: message.clone(),
                 conversations: staged.take(),
@@ -640,6 +653,11 @@ impl Webhook {
             match self.commit.commit(&writes).await {
                 Ok(Committed::Done) => {
                     tracing::info!(msg_key = %key, kind = %message.msg_type, route = %outcome.route, "message handled");
+                    if let (Some(triggers), Input::Text(text)) = (&self.triggers, &turn.input) {
+                        triggers
+                            .on_message(&inbound.from_user_name, text, intent.as_deref(), now)
+                            .await;
+                    }
                     return Ok((body, reply));
                 }
                 Ok(Committed::Conflict) => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use wca_aws::{DynamoDbStore, EventBridgeSink, FunctionEnv, Secrets, SqsEventQueue};
+use wca_core::campaign::DeliveryQueue as _;
 use wca_core::{ArchivedMessage, Outbound, SystemClock};
 
 use crate::settings::{Env, FileSettings, ProcessEnv, Settings};
@@ -23,6 +24,54 @@ pub const REPLY_QUEUE_VAR: &str = "WCA_REPLY_QUEUE_URL";
 /// Its dead-letter queue, where the responder moves a body that is not a
 /// message at once.
 pub const REPLY_DEAD_LETTERS_VAR: &str = "WCA_REPLY_DLQ_URL";
+
+/// The campaign delivery queue: with it, the webhook queues what a
+/// message fires of the triggered campaigns for the `deliver` function.
+pub const DELIVERY_QUEUE_VAR: &str = "WCA_DELIVERY_QUEUE_URL";
+
+/// Triggered campaigns on Lambda: a text that fires one opens the user's
+/// window (they just wrote), takes their cooldown and queues a batch of
+/// one for the `deliver` function; the reply does not wait for WeChat.
+pub struct QueuedTriggers {
+    triggers: wca_core::campaign::Triggers,
+    contacts: Arc<DynamoDbStore>,
+    queue: wca_aws::SqsDeliveryQueue,
+}
+
+impl QueuedTriggers {
+    /// Over the stack's table; the campaign list is read at most once a
+    /// minute per sandbox.
+    pub fn new(store: Arc<DynamoDbStore>, queue: wca_aws::SqsDeliveryQueue) -> Self {
+        Self {
+            triggers: wca_core::campaign::Triggers::new(store.clone(), Duration::from_secs(60)),
+            contacts: store,
+            queue,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl wca_core::campaign::MessageTriggers for QueuedTriggers {
+    async fn on_message(&self, openid: &str, text: &str, intent: Option<&str>, now: i64) {
+        use wca_core::ContactWindows as _;
+        let batches = match self.triggers.fired(openid, text, intent, now).await {
+            Ok(batches) if batches.is_empty() => return,
+            Ok(batches) => batches,
+            Err(e) => {
+                tracing::warn!(error = %e, "triggered campaigns could not be checked for a message");
+                return;
+            }
+        };
+        if let Err(e) = self.contacts.touch(openid, now).await {
+            tracing::warn!(error = %e, "the window of a user a campaign fired for could not be opened");
+        }
+        if let Err(e) = self.queue.enqueue(&batches, Duration::ZERO).await {
+            // The cooldown is taken: this user gets no coupon from this
+            // message, never two.
+            tracing::error!(error = %e, fired = batches.len(), "a triggered campaign could not be queued; dropped");
+        }
+    }
+}
 
 /// The process environment, with the secrets read from SSM standing in
 /// for their unset variables.

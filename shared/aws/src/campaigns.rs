@@ -7,6 +7,7 @@
 //! | an occurrence | `occ#{campaign_id}` | its scheduled time (below) | 400 days after it started |
 //! | one recipient's delivery | `dlv#{occurrence_id}` | `{openid}` | 400 days after its `at` |
 //! | its pointer in the user's partition | `user#{openid}` | `claim#{occurrence_id}` | as the delivery |
+//! | when a triggered campaign last fired for a user | `user#{openid}` | `cool#{campaign_id}` | its cooldown after `fired_at` |
 //!
 //! Each item holds its record as JSON in one attribute (`campaign`,
 //! `occurrence`, `delivery`); a campaign also holds its `version` as a
@@ -488,6 +489,40 @@ impl CampaignStore for DynamoDbStore {
                 .map_err(|e| unavailable("delivery pointer release", e))?;
         }
         Ok(())
+    }
+
+    async fn claim_cooldown(
+        &self,
+        campaign_id: &str,
+        openid: &str,
+        now: i64,
+        cooldown_secs: i64,
+    ) -> Result<bool, PortError> {
+        if openid.is_empty() {
+            return Err(PortError::Rejected(
+                "a campaign cooldown needs an OpenID".to_owned(),
+            ));
+        }
+        // In the user's partition: their erasure takes it along.
+        let item = Item::from([
+            ("pk".to_owned(), s(crate::dynamodb::user(openid))),
+            ("sk".to_owned(), s(format!("cool#{campaign_id}"))),
+            ("fired_at".to_owned(), n(now)),
+            (
+                "ttl".to_owned(),
+                n(now.saturating_add(cooldown_secs.max(0))),
+            ),
+        ]);
+        self.put_if(
+            "campaign cooldown",
+            item,
+            "attribute_not_exists(pk) OR fired_at <= :cutoff",
+            Some(Item::from([(
+                ":cutoff".to_owned(),
+                n(now.saturating_sub(cooldown_secs)),
+            )])),
+        )
+        .await
     }
 
     async fn deliveries(&self, occurrence_id: &str) -> Result<Vec<Delivery>, PortError> {

@@ -33,11 +33,13 @@ use crate::{Clock, CustomMessage, OpenId, Outbound, PortError, Profile, ProfileS
 
 mod hooks;
 mod queue;
+mod trigger;
 
 pub use hooks::AbortAfterSends;
 pub use queue::{
     BATCH, BatchDeliverer, BatchOutcome, DeliveryBatch, DeliveryQueue, MAX_QUEUE_DELAY, batches_of,
 };
+pub use trigger::{MessageTriggers, Triggers};
 
 /// Why a campaign cannot be created or changed: shown to the admin as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,16 +102,62 @@ pub enum Schedule {
         /// When.
         at: i64,
     },
+    /// On a user's message instead of a time (a coupon on a `promotion`
+    /// question): its intent is one of `intents`, or its text holds one
+    /// of `keywords` (case-insensitive). That user gets it at most once
+    /// per `cooldown_secs`.
+    Trigger {
+        /// Intent labels (the taxonomy's, e.g. `promotion`).
+        intents: Vec<String>,
+        /// Words or phrases.
+        keywords: Vec<String>,
+        /// Seconds before the same user can get it again.
+        cooldown_secs: i64,
+    },
 }
 
 impl Schedule {
     /// Checks the expression and the zone.
     pub fn check(&self) -> Result<(), CampaignError> {
-        if let Schedule::Cron { cron, tz } = self {
-            parse_cron(cron)?;
-            zone(tz)?;
+        match self {
+            Schedule::Cron { cron, tz } => {
+                parse_cron(cron)?;
+                zone(tz)?;
+            }
+            Schedule::Trigger {
+                intents,
+                keywords,
+                cooldown_secs,
+            } => {
+                if intents.is_empty() && keywords.is_empty() {
+                    return Err(invalid(
+                        "on_intent",
+                        "a triggered campaign needs --on-intent or --on-keyword",
+                    ));
+                }
+                if !(0..=366 * 86_400).contains(cooldown_secs) {
+                    return Err(invalid("cooldown_days", "give 0 to 366 days"));
+                }
+            }
+            Schedule::Once { .. } => {}
         }
         Ok(())
+    }
+
+    /// Whether a message with `text` and `intent` fires this schedule
+    /// (only a [`Schedule::Trigger`] does).
+    pub fn fired_by(&self, text: &str, intent: Option<&str>) -> bool {
+        let Schedule::Trigger {
+            intents, keywords, ..
+        } = self
+        else {
+            return false;
+        };
+        if intent.is_some_and(|i| intents.iter().any(|want| want == i)) {
+            return true;
+        }
+        let text = text.to_lowercase();
+        keywords.iter().any(|k| text.contains(&k.to_lowercase()))
     }
 
     /// The first fire time strictly after `t` (Unix seconds), `None` when
@@ -123,6 +171,7 @@ impl Schedule {
     pub fn next_after(&self, t: i64) -> Option<i64> {
         match self {
             Schedule::Once { at } => (*at > t).then_some(*at),
+            Schedule::Trigger { .. } => None,
             Schedule::Cron { cron, tz } => {
                 let cron = parse_cron(cron).ok()?;
                 let zone = zone(tz).ok()?;
@@ -137,7 +186,7 @@ impl Schedule {
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         match self {
             Schedule::Cron { tz, .. } => zone(tz).unwrap_or(jiff::tz::TimeZone::UTC),
-            Schedule::Once { .. } => jiff::tz::TimeZone::UTC,
+            Schedule::Once { .. } | Schedule::Trigger { .. } => jiff::tz::TimeZone::UTC,
         }
     }
 }
@@ -621,6 +670,28 @@ pub struct NewCampaign {
     /// later ones are recorded as missed. Default 3600.
     #[serde(default)]
     pub grace_secs: Option<i64>,
+    /// Instead of a time: fired by a message of one of these intents,
+    /// comma-separated (`promotion`).
+    #[serde(default)]
+    pub on_intent: Option<String>,
+    /// ...or by a message holding one of these words, comma-separated
+    /// (`优惠券,折扣`).
+    #[serde(default)]
+    pub on_keyword: Option<String>,
+    /// A triggered campaign reaches one user at most once in this many
+    /// days (default 7).
+    #[serde(default)]
+    pub cooldown_days: Option<u32>,
+}
+
+/// The non-empty, trimmed items of a comma-separated list.
+fn list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default()
+        .split([',', '，'])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A campaign as stored.
@@ -693,6 +764,9 @@ impl Campaign {
     /// after now, and a campaign with none left is finished.
     fn reactivate(&mut self, now: i64) {
         self.status = Status::Active;
+        if matches!(self.schedule, Schedule::Trigger { .. }) {
+            return;
+        }
         if self.next_fire.is_some_and(|t| t < now - self.grace_secs) {
             self.next_fire = self.fire_after(now);
         }
@@ -758,7 +832,23 @@ impl NewCampaign {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(invalid("name", "give a name of 1 to 100 characters"));
         }
+        let (intents, keywords) = (
+            list(self.on_intent.as_deref()),
+            list(self.on_keyword.as_deref()),
+        );
+        let triggered = !intents.is_empty() || !keywords.is_empty();
         let schedule = match (self.cron, self.tz, self.at) {
+            (None, None, None) if triggered => Schedule::Trigger {
+                intents,
+                keywords,
+                cooldown_secs: i64::from(self.cooldown_days.unwrap_or(7)) * 86_400,
+            },
+            _ if triggered => {
+                return Err(invalid(
+                    "on_intent",
+                    "a triggered campaign fires on messages: give no --cron or --at",
+                ));
+            }
             (Some(cron), Some(tz), None) => Schedule::Cron { cron, tz },
             (Some(_), None, None) => {
                 return Err(invalid(
@@ -790,6 +880,12 @@ impl NewCampaign {
                     ),
                 ));
             }
+        }
+        if triggered && (channel != Channel::Custom || audience != Audience::All) {
+            return Err(invalid(
+                "channel",
+                "a triggered campaign answers the user who just wrote: use --channel custom --audience all",
+            ));
         }
         match channel {
             Channel::Mass => {
@@ -884,6 +980,8 @@ impl NewCampaign {
                 return Err(invalid("at", "that instant has passed"));
             }
             Schedule::Cron { .. } => campaign.fire_after(now),
+            // Fired by messages, not by the tick.
+            Schedule::Trigger { .. } => return Ok(campaign),
         };
         if campaign.next_fire.is_none() {
             return Err(invalid(
@@ -1040,6 +1138,16 @@ pub trait CampaignStore: Send + Sync {
     /// Removes a claim whose send certainly did not happen (WeChat busy),
     /// so that a retry can claim it again.
     async fn release_delivery(&self, occurrence_id: &str, openid: &str) -> Result<(), PortError>;
+    /// Records that triggered campaign `campaign_id` fired for `openid` at
+    /// `now`, unless it did so less than `cooldown_secs` before: `true`
+    /// when this call recorded it. Of racing calls, one wins.
+    async fn claim_cooldown(
+        &self,
+        campaign_id: &str,
+        openid: &str,
+        now: i64,
+        cooldown_secs: i64,
+    ) -> Result<bool, PortError>;
     /// Every delivery record of `occurrence_id`, by OpenID.
     async fn deliveries(&self, occurrence_id: &str) -> Result<Vec<Delivery>, PortError>;
 }
@@ -1119,6 +1227,8 @@ pub fn report_of(
     if !deliveries.iter().any(|d| d.openid == MASS) {
         let recorded = u64::try_from(deliveries.len()).unwrap_or(u64::MAX);
         report.pending += occurrence.audience.saturating_sub(recorded);
+        // A triggered campaign's day gains recipients as users write.
+        report.audience = report.audience.max(recorded);
     }
     #[allow(clippy::cast_precision_loss)]
     if let Some(last) = last {
@@ -1175,6 +1285,10 @@ impl Campaigns {
     /// Why `campaign` needs approval, or `None`.
     async fn needs_approval(&self, campaign: &Campaign) -> Option<String> {
         let approval = self.approval.as_ref()?;
+        // One user at a time, the one who just wrote.
+        if matches!(campaign.schedule, Schedule::Trigger { .. }) {
+            return None;
+        }
         if campaign.audience == Audience::All {
             return Some("it goes to every follower".to_owned());
         }
@@ -1307,6 +1421,10 @@ impl Campaigns {
                 Status::PendingApproval => Err(invalid(
                     "status",
                     "the campaign waits for a second admin's approval",
+                )),
+                _ if matches!(c.schedule, Schedule::Trigger { .. }) => Err(invalid(
+                    "schedule",
+                    "a triggered campaign fires on users' messages, not on request",
                 )),
                 _ => Ok(()),
             })
@@ -2471,6 +2589,159 @@ mod tests {
                 .await
                 .expect("occ")
                 .is_empty()
+        );
+    }
+
+    fn triggered(on_intent: Option<&str>, on_keyword: Option<&str>) -> NewCampaign {
+        NewCampaign {
+            name: "问券送券".to_owned(),
+            audience: "all".to_owned(),
+            channel: "custom".to_owned(),
+            text: "{{name}}，送您一张优惠券".to_owned(),
+            on_intent: on_intent.map(str::to_owned),
+            on_keyword: on_keyword.map(str::to_owned),
+            ..NewCampaign::default()
+        }
+    }
+
+    #[test]
+    fn a_triggered_campaign_fires_on_its_intent_or_a_keyword_in_any_case_and_never_on_the_clock() {
+        let now = at("2026-11-27T12:00:00Z");
+        let c = triggered(Some("promotion"), Some("优惠券, Coupon，折扣"))
+            .build("c1".to_owned(), "alice", now, None)
+            .expect("built");
+        assert_eq!(
+            c.schedule,
+            Schedule::Trigger {
+                intents: vec!["promotion".to_owned()],
+                keywords: vec!["优惠券".to_owned(), "Coupon".to_owned(), "折扣".to_owned()],
+                cooldown_secs: 7 * 86_400,
+            }
+        );
+        assert_eq!((c.status, c.next_fire), (Status::Active, None));
+        assert!(c.schedule.fired_by("随便问问", Some("promotion")));
+        assert!(c.schedule.fired_by("有优惠券吗", Some("product_inquiry")));
+        assert!(c.schedule.fired_by("any COUPON today?", None));
+        assert!(!c.schedule.fired_by("我的快递到哪了", Some("logistics")));
+    }
+
+    #[test]
+    fn a_triggered_campaign_with_a_time_another_channel_or_audience_or_a_long_cooldown_is_refused()
+    {
+        let now = at("2026-11-27T12:00:00Z");
+        let build = |n: NewCampaign| n.build("c1".to_owned(), "alice", now, None);
+        let with_cron = NewCampaign {
+            cron: Some("0 9 * * 1".to_owned()),
+            tz: Some("Asia/Shanghai".to_owned()),
+            ..triggered(None, Some("优惠券"))
+        };
+        assert!(matches!(
+            build(with_cron),
+            Err(CampaignError::Invalid {
+                field: "on_intent",
+                ..
+            })
+        ));
+        let template = NewCampaign {
+            channel: "template".to_owned(),
+            template_id: Some("TPL".to_owned()),
+            ..triggered(None, Some("优惠券"))
+        };
+        assert!(matches!(
+            build(template),
+            Err(CampaignError::Invalid {
+                field: "channel",
+                ..
+            })
+        ));
+        let to_tag = NewCampaign {
+            audience: "tag:VIP".to_owned(),
+            ..triggered(None, Some("优惠券"))
+        };
+        assert!(matches!(
+            build(to_tag),
+            Err(CampaignError::Invalid {
+                field: "channel",
+                ..
+            })
+        ));
+        let long = NewCampaign {
+            cooldown_days: Some(400),
+            ..triggered(Some("promotion"), None)
+        };
+        assert!(matches!(
+            build(long),
+            Err(CampaignError::Invalid {
+                field: "cooldown_days",
+                ..
+            })
+        ));
+        assert!(
+            build(triggered(Some(" , "), None)).is_err(),
+            "an empty list is no trigger: it needs a time then"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_fires_each_matching_active_trigger_once_per_user_per_cooldown() {
+        let now = at("2026-11-27T12:00:00Z");
+        let (campaigns, _clock) = campaigns_at(now);
+        let coupon = campaigns
+            .create(triggered(Some("promotion"), Some("优惠券")), "alice")
+            .await
+            .expect("created");
+        let paused = campaigns
+            .create(triggered(None, Some("优惠券")), "alice")
+            .await
+            .expect("created");
+        campaigns.pause(&paused.id, "alice").await.expect("paused");
+        let triggers = Triggers::new(campaigns.store().clone(), Duration::ZERO);
+
+        let fired = triggers
+            .fired("oAsker", "有优惠券吗", None, now)
+            .await
+            .expect("fired");
+        let day = at("2026-11-27T00:00:00Z");
+        assert_eq!(
+            fired,
+            vec![DeliveryBatch {
+                campaign_id: coupon.id.clone(),
+                scheduled_at: day,
+                openids: vec!["oAsker".to_owned()],
+            }],
+            "the paused one does not fire"
+        );
+        let again = triggers
+            .fired("oAsker", "优惠券呢", Some("promotion"), now + 3600)
+            .await
+            .expect("fired");
+        assert!(again.is_empty(), "inside the cooldown");
+        let other = triggers
+            .fired("oOther", "双十一满减", Some("promotion"), now + 60)
+            .await
+            .expect("fired");
+        assert_eq!(other.len(), 1, "by intent, another user");
+        let later = triggers
+            .fired("oAsker", "优惠券呢", None, now + 7 * 86_400)
+            .await
+            .expect("fired");
+        assert_eq!(later.len(), 1, "a week later it fires again");
+        let occurrence = campaigns
+            .store()
+            .occurrence(&coupon.id, day)
+            .await
+            .expect("read")
+            .expect("the day's occurrence");
+        assert_eq!(occurrence.state, OccurrenceState::Expanded);
+        assert!(
+            matches!(
+                campaigns.run_now(&coupon.id, "alice").await,
+                Err(CampaignError::Invalid {
+                    field: "schedule",
+                    ..
+                })
+            ),
+            "a trigger is not run on request"
         );
     }
 

@@ -1223,6 +1223,38 @@ pub async fn campaign_store(store: &dyn crate::campaign::CampaignStore) {
         vec![sent, skipped],
         "this occurrence's records, by OpenID"
     );
+
+    // A triggered campaign's cooldown: once per user per period, each
+    // user and campaign on its own.
+    let week = 7 * 86_400;
+    let cool = |openid: &'static str, campaign: &'static str, at: i64| async move {
+        store
+            .claim_cooldown(campaign, openid, at, week)
+            .await
+            .expect("cooldown")
+    };
+    assert!(
+        cool("oCoupon", "c0000000000t1", now).await,
+        "the first fires"
+    );
+    assert!(!cool("oCoupon", "c0000000000t1", now).await, "not twice");
+    assert!(
+        !cool("oCoupon", "c0000000000t1", now + week - 1).await,
+        "not within the cooldown"
+    );
+    assert!(
+        cool("oOther", "c0000000000t1", now + 5).await,
+        "another user"
+    );
+    assert!(
+        cool("oCoupon", "c0000000000t2", now + 5).await,
+        "another campaign"
+    );
+    assert!(
+        cool("oCoupon", "c0000000000t1", now + week).await,
+        "again once the cooldown has passed"
+    );
+    assert!(!cool("oCoupon", "c0000000000t1", now + week + 1).await);
 }
 
 /// Personal data on request over campaign deliveries: a user's export

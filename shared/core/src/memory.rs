@@ -591,6 +591,7 @@ struct CampaignMaps {
     campaigns: std::collections::BTreeMap<String, crate::campaign::Campaign>,
     occurrences: std::collections::BTreeMap<(String, i64), crate::campaign::Occurrence>,
     deliveries: std::collections::BTreeMap<(String, String), crate::campaign::Delivery>,
+    cooldowns: std::collections::BTreeMap<(String, String), i64>,
 }
 
 #[async_trait]
@@ -704,6 +705,25 @@ impl crate::campaign::CampaignStore for MemoryCampaigns {
             .deliveries
             .remove(&(occurrence_id.to_owned(), openid.to_owned()));
         Ok(())
+    }
+
+    async fn claim_cooldown(
+        &self,
+        campaign_id: &str,
+        openid: &str,
+        now: i64,
+        cooldown_secs: i64,
+    ) -> Result<bool, PortError> {
+        let mut m = lock(&self.0);
+        let last = m
+            .cooldowns
+            .entry((campaign_id.to_owned(), openid.to_owned()))
+            .or_insert(i64::MIN);
+        if *last != i64::MIN && now - *last < cooldown_secs {
+            return Ok(false);
+        }
+        *last = now;
+        Ok(true)
     }
 
     async fn deliveries(

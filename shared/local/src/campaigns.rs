@@ -24,6 +24,10 @@ pub(crate) const OCCURRENCES: TableDefinition<'_, (&str, i64), &[u8]> =
 /// records by OpenID.
 pub(crate) const DELIVERIES: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("campaign_deliveries");
+/// `(campaign id, OpenID)` → when a triggered campaign last fired for
+/// the user (Unix seconds).
+pub(crate) const COOLDOWNS: TableDefinition<'_, (&str, &str), i64> =
+    TableDefinition::new("campaign_cooldowns");
 
 fn decode<T: serde::de::DeserializeOwned>(
     table: &'static str,
@@ -219,6 +223,27 @@ impl CampaignStore for RedbStore {
         .await
     }
 
+    async fn claim_cooldown(
+        &self,
+        campaign_id: &str,
+        openid: &str,
+        now: i64,
+        cooldown_secs: i64,
+    ) -> Result<bool, PortError> {
+        let (campaign_id, openid) = (campaign_id.to_owned(), openid.to_owned());
+        self.write(move |txn| {
+            let mut table = txn.open_table(COOLDOWNS)?;
+            let key = (campaign_id.as_str(), openid.as_str());
+            let last = table.get(key)?.map(|v| v.value());
+            if last.is_some_and(|last| now - last < cooldown_secs) {
+                return Ok((false, false));
+            }
+            table.insert(key, now)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
     async fn deliveries(&self, occurrence_id: &str) -> Result<Vec<Delivery>, PortError> {
         let occurrence_id = occurrence_id.to_owned();
         self.blocking(move |db| {
@@ -291,7 +316,20 @@ pub(crate) fn erase_user_deliveries(
     for occurrence in &theirs {
         table.remove((occurrence.as_str(), openid))?;
     }
-    Ok(theirs.len() as u64)
+    // When triggered campaigns last fired for them.
+    let mut cooldowns = txn.open_table(COOLDOWNS)?;
+    let mut fired = Vec::new();
+    for row in cooldowns.iter()? {
+        let (key, _) = row?;
+        let (campaign, whose) = key.value();
+        if whose == openid {
+            fired.push(campaign.to_owned());
+        }
+    }
+    for campaign in &fired {
+        cooldowns.remove((campaign.as_str(), openid))?;
+    }
+    Ok((theirs.len() + fired.len()) as u64)
 }
 
 #[cfg(test)]

@@ -391,6 +391,7 @@ impl RedbStore {
         txn.open_table(crate::campaigns::CAMPAIGNS)?;
         txn.open_table(crate::campaigns::OCCURRENCES)?;
         txn.open_table(crate::campaigns::DELIVERIES)?;
+        txn.open_table(crate::campaigns::COOLDOWNS)?;
         for index in [
             ARCHIVE_EXPIRY,
             REPLY_EXPIRY,

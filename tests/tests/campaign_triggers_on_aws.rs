@@ -1,0 +1,173 @@
+//! Triggered campaigns on Lambda, on the local AWS stand-in and the
+//! WeChat stand-in: the webhook (passive mode) answers a coupon question
+//! as usual and queues a batch of one on the delivery queue; the deliver
+//! function sends the coupon through the customer-service API. A second
+//! question inside the cooldown queues nothing.
+
+mod common;
+
+use std::sync::Arc;
+
+use wca_aws::{DynamoDbStore, SqsDeliveryQueue, stand_in_config};
+use wca_broadcast::Deliver;
+use wca_core::campaign::{
+    BatchDeliverer, CampaignStore, Campaigns, Deliverer, DeliveryBatch, NewCampaign,
+};
+use wca_core::memory::MemoryEventSink;
+use wca_core::outbound::OutboundPolicy;
+use wca_core::{Outbound, SystemClock};
+use wca_fake_wechat::{FakeWeChat, Options};
+use wca_webhook::lambda::QueuedTriggers;
+use wca_webhook::settings::{FileSettings, Settings};
+use wca_webhook::{Ports, Webhook, router};
+use wca_wechat::api::{ApiConfig, AppSecret, HttpWeChatApi};
+
+const TOKEN: &str = "triggerToken1234";
+const APP_ID: &str = "wxtrigger000000001";
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const SIGNING: (&str, &str, &str) = (TOKEN, APP_ID, AES_KEY);
+
+fn settings() -> Settings {
+    let env = [
+        ("WECHAT_TOKEN", TOKEN),
+        ("WECHAT_APP_ID", APP_ID),
+        ("WECHAT_AES_KEY", AES_KEY),
+    ];
+    Settings::resolve(FileSettings::default(), &env, None).expect("settings")
+}
+
+#[tokio::test]
+async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_function_sends_once() {
+    let config = stand_in_config(&common::endpoint()).await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        wca_aws::unique_name("wca"),
+    ));
+    store.create_table().await.expect("table");
+    let queue = SqsDeliveryQueue::create(
+        aws_sdk_sqs::Client::new(&config),
+        &wca_aws::unique_name("delivery"),
+        30,
+    )
+    .await
+    .expect("queue");
+    let opts = Options {
+        app_id: APP_ID.into(),
+        ..Options::default()
+    };
+    let (fake, addr) = FakeWeChat::start(opts.clone()).await.expect("stand-in");
+
+    let campaign_store: Arc<dyn CampaignStore> = store.clone();
+    let campaigns = Campaigns::new(campaign_store.clone(), Arc::new(SystemClock), None);
+    let coupon = campaigns
+        .create(
+            NewCampaign {
+                name: "问券送券".to_owned(),
+                on_keyword: Some("优惠券".to_owned()),
+                audience: "all".to_owned(),
+                channel: "custom".to_owned(),
+                text: "送您一张满100减20优惠券：QUAN-{{openid}}".to_owned(),
+                ..NewCampaign::default()
+            },
+            "alice",
+        )
+        .await
+        .expect("created");
+
+    let events = Arc::new(MemoryEventSink::default());
+    let ports = Ports {
+        archive: store.clone(),
+        dedup: store.clone(),
+        events: events.clone(),
+        clock: Arc::new(SystemClock),
+        conversations: store.clone(),
+        shop: wca_dialog::Shop::default(),
+        commit: None,
+    };
+    let webhook = router(
+        Webhook::new(settings(), ports)
+            .with_triggers(Arc::new(QueuedTriggers::new(store.clone(), queue.clone()))),
+    );
+    let asker = "oTrigger00000000000000001";
+    for (user, msg_id, text) in [
+        (asker, "7101", "有优惠券吗"),
+        ("oTrigger00000000000000002", "7102", "我的快递到哪了"),
+        (asker, "7103", "还有别的优惠券吗"),
+    ] {
+        let (_, _, status, body) = common::post_text(&webhook, SIGNING, user, msg_id, text).await;
+        assert_eq!(status, 200);
+        assert!(!body.is_empty(), "answered passively as usual");
+    }
+
+    let reader = queue.reader();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.extend(reader.receive(1).await.expect("receive"));
+    }
+    assert_eq!(queued.len(), 1, "one coupon for one asker: {queued:?}");
+    let batch: DeliveryBatch = serde_json::from_str(&queued[0].body).expect("a batch");
+    assert_eq!(
+        (batch.campaign_id.as_str(), batch.openids.as_slice()),
+        (coupon.id.as_str(), [asker.to_owned()].as_slice())
+    );
+
+    // The deliver function, sending to the stand-in.
+    let api = Arc::new(
+        HttpWeChatApi::new(
+            ApiConfig::new(
+                &format!("http://{addr}"),
+                APP_ID,
+                AppSecret::new(&opts.secret).expect("secret"),
+            ),
+            store.clone(),
+            Arc::new(SystemClock),
+        )
+        .expect("client"),
+    );
+    fake.interact(asker);
+    let outbound = Arc::new(Outbound::new(
+        api.clone(),
+        store.clone(),
+        events,
+        Arc::new(SystemClock),
+        OutboundPolicy::default(),
+    ));
+    let deliver = Deliver::new(
+        BatchDeliverer::new(
+            Arc::new(Deliverer {
+                store: campaign_store,
+                outbound: Some(outbound),
+                api: Some(api),
+                profiles: None,
+                screen: None,
+                clock: Arc::new(SystemClock),
+            }),
+            4,
+        ),
+        Arc::new(queue.clone()),
+    );
+    let handled = deliver.handle(&queued[0].body).await.expect("delivered");
+    assert_eq!(handled.sent, 1, "{handled:?}");
+    let again = deliver.handle(&queued[0].body).await.expect("redelivered");
+    assert_eq!(
+        (again.sent, again.already),
+        (0, 1),
+        "SQS redelivery sends nothing"
+    );
+
+    let coupons: Vec<_> = fake
+        .sent()
+        .into_iter()
+        .filter(|s| s.api == "custom")
+        .map(|s| (s.openid, s.content))
+        .collect();
+    assert_eq!(
+        coupons,
+        vec![(
+            asker.to_owned(),
+            format!("送您一张满100减20优惠券：QUAN-{asker}")
+        )]
+    );
+    let report = campaigns.report(&coupon.id).await.expect("report");
+    assert_eq!(report.occurrences[0].sent, 1);
+}
