@@ -82,6 +82,14 @@ impl Admins {
         if self.0.iter().any(|(n, _)| n == name) {
             return Err(format!("admin {name:?} is named twice"));
         }
+        // One token, one person: the audit trail must not guess.
+        if let Some((other, _)) = self
+            .0
+            .iter()
+            .find(|(_, t)| bool::from(t.as_slice().ct_eq(token.as_bytes())))
+        {
+            return Err(format!("admins {other:?} and {name:?} have the same token"));
+        }
         self.0.push((name.to_owned(), token.as_bytes().to_vec()));
         Ok(())
     }
@@ -153,7 +161,12 @@ fn failed(e: &CampaignError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE
         }
     };
-    let mut body = json!({ "error": e.to_string() });
+    // The store's own words (an AWS error, a file path) stay in the log.
+    let message = match e {
+        CampaignError::Store(_) => "the campaign store is unavailable; try again".to_owned(),
+        _ => e.to_string(),
+    };
+    let mut body = json!({ "error": message });
     if let CampaignError::Blocked { words } = e {
         body["blocked_words"] = json!(words);
     }

@@ -292,6 +292,11 @@ fn short_tokens_and_malformed_lists_are_refused_without_showing_the_token() {
     let twice =
         Admins::from_vars(|n| (n == "WCA_ADMIN_TOKENS").then(|| format!("a={ALICE},a={BOB}")));
     assert!(twice.is_err());
+    // One token under two names would leave the audit trail guessing.
+    let shared =
+        Admins::from_vars(|n| (n == "WCA_ADMIN_TOKENS").then(|| format!("a={ALICE},b={ALICE}")));
+    let e = shared.expect_err("the same token twice");
+    assert!(e.contains("same token") && !e.contains(ALICE), "{e}");
     let both = Admins::from_vars(|n| match n {
         "WCA_ADMIN_TOKEN" => Some(ALICE.to_owned()),
         "WCA_ADMIN_TOKENS" => Some(format!("bob={BOB}")),

@@ -30,7 +30,7 @@ use serde::Serialize;
 use wca_aws::{SqsDeliveryQueue, SqsEventQueue, for_each_record};
 use wca_core::campaign::{
     AbortAfterSends, Approval, Audiences, BatchDeliverer, Campaigns, Deliverer, DeliveryBatch,
-    DeliveryQueue, INTERRUPTED_AFTER_SECS, RunEnd, Runner,
+    DeliveryQueue, INTERRUPTED_AFTER_SECS, MAX_WAITS, RunEnd, Runner,
 };
 use wca_core::outbound::OutboundPolicy;
 use wca_core::{Clock, Outbound, PortError, SystemClock, WeChatApi};
@@ -84,15 +84,19 @@ impl Broadcast {
             ..TickSummary::default()
         };
         for (campaign, occurrence) in self.campaigns.unfinished().await? {
-            match self
-                .runner
-                .run(&campaign.id, occurrence.scheduled_at)
-                .await?
-            {
-                RunEnd::Finished => summary.expanded += 1,
-                other => summary
+            // One occurrence that fails (a throttled store, the queue
+            // refusing) leaves the others to run; the next tick resumes it.
+            match self.runner.run(&campaign.id, occurrence.scheduled_at).await {
+                Ok(RunEnd::Finished) => summary.expanded += 1,
+                Ok(other) => summary
                     .waiting
                     .push(format!("{}: {other:?}", occurrence.id())),
+                Err(e) => {
+                    tracing::warn!(occurrence_id = %occurrence.id(), error = %e, "an occurrence could not be expanded; the next tick resumes it");
+                    summary
+                        .waiting
+                        .push(format!("{}: failed ({e})", occurrence.id()));
+                }
             }
         }
         Ok(summary)
@@ -142,6 +146,16 @@ impl Deliver {
             requeued: 0,
         };
         if let Some((again, delay, why)) = outcome.later.take() {
+            if again.waits > MAX_WAITS {
+                // A day of waiting on something that is not a pause: an
+                // operator should look (the dead-letter queue's alarm).
+                return Err(format!(
+                    "{} recipients of campaign {} waited {} times ({why}); left for the dead-letter queue",
+                    again.openids.len(),
+                    again.campaign_id,
+                    again.waits
+                ));
+            }
             handled.requeued = u64::try_from(again.openids.len()).unwrap_or(u64::MAX);
             tracing::info!(
                 campaign_id = %again.campaign_id,

@@ -125,8 +125,20 @@ impl World {
             campaign_id: self.campaign.id.clone(),
             scheduled_at: self.scheduled_at,
             openids: openids.iter().map(|s| (*s).to_owned()).collect(),
+            waits: 0,
         })
         .expect("json")
+    }
+
+    /// Claims `openid`'s delivery as another worker would, now.
+    async fn claimed_elsewhere(&self, openid: &str) {
+        let occurrence = wca_core::campaign::occurrence_id(&self.campaign.id, self.scheduled_at);
+        let existing = self
+            .store
+            .claim_delivery(&occurrence, openid, self.clock.now())
+            .await
+            .expect("claim");
+        assert!(existing.is_none(), "{existing:?}");
     }
 
     fn sent_to(&self) -> Vec<String> {
@@ -180,15 +192,8 @@ async fn a_paused_campaigns_batch_goes_back_on_the_queue_and_is_sent_once_resume
 #[tokio::test]
 async fn a_claim_left_sending_waits_while_a_live_worker_may_own_it_then_counts_as_interrupted() {
     let w = world(&["oA", "oB"]).await;
-    let occurrence = wca_core::campaign::occurrence_id(&w.campaign.id, w.scheduled_at);
     // A worker claimed oA, then died (or is still sending).
-    assert!(
-        w.store
-            .claim_delivery(&occurrence, "oA", w.clock.now())
-            .await
-            .expect("claim")
-            .is_none()
-    );
+    w.claimed_elsewhere("oA").await;
     w.clock.advance(30);
     let first = w
         .deliver
@@ -225,4 +230,31 @@ async fn a_body_that_is_not_a_batch_is_an_error_for_the_queue_to_retry_and_park(
         .expect_err("refused");
     assert!(err.contains("not a delivery batch"), "{err}");
     assert!(w.fake.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_that_waited_a_day_for_something_other_than_a_pause_is_left_for_the_dead_letter_queue()
+ {
+    let w = world(&["oA"]).await;
+    // Held by a claim another worker may still own: it would wait again.
+    w.claimed_elsewhere("oA").await;
+    let tired = serde_json::to_string(&DeliveryBatch {
+        campaign_id: w.campaign.id.clone(),
+        scheduled_at: w.scheduled_at,
+        openids: vec!["oA".to_owned()],
+        waits: wca_core::campaign::MAX_WAITS,
+    })
+    .expect("json");
+    let err = w.deliver.handle(&tired).await.expect_err("given up");
+    assert!(err.contains("dead-letter"), "{err}");
+    assert!(w.requeued.take().is_empty(), "not queued again");
+
+    // A pause does not count: a paused campaign's batch waits as long as
+    // the pause lasts.
+    w.campaigns
+        .pause(&w.campaign.id, "alice")
+        .await
+        .expect("pause");
+    let held = w.deliver.handle(&tired).await.expect("held");
+    assert_eq!(held.requeued, 1);
 }

@@ -429,9 +429,15 @@ impl CampaignStore for DynamoDbStore {
             let existing = match result {
                 Ok(_) => {
                     // A mass send's record names no user.
-                    if openid != MASS {
-                        self.put_plain("delivery pointer", pointer_item(occurrence_id, openid, at))
-                            .await?;
+                    // The claim is won: a failed pointer must not leave it
+                    // unused (it would read as interrupted). Without the
+                    // pointer the record is found only by its TTL.
+                    if openid != MASS
+                        && let Err(e) = self
+                            .put_plain("delivery pointer", pointer_item(occurrence_id, openid, at))
+                            .await
+                    {
+                        tracing::warn!(occurrence_id, error = %e, "a delivery's pointer for data requests could not be written");
                     }
                     return Ok(None);
                 }

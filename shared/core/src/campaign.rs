@@ -37,7 +37,8 @@ mod trigger;
 
 pub use hooks::AbortAfterSends;
 pub use queue::{
-    BATCH, BatchDeliverer, BatchOutcome, DeliveryBatch, DeliveryQueue, MAX_QUEUE_DELAY, batches_of,
+    BATCH, BatchDeliverer, BatchOutcome, DeliveryBatch, DeliveryQueue, MAX_QUEUE_DELAY, MAX_WAITS,
+    batches_of,
 };
 pub use trigger::{MessageTriggers, Triggers};
 
@@ -101,6 +102,9 @@ pub enum Schedule {
     Once {
         /// When.
         at: i64,
+        /// The zone its quiet hours are read in (UTC when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tz: Option<String>,
     },
     /// On a user's message instead of a time (a coupon on a `promotion`
     /// question): its intent is one of `intents`, or its text holds one
@@ -139,7 +143,11 @@ impl Schedule {
                     return Err(invalid("cooldown_days", "give 0 to 366 days"));
                 }
             }
-            Schedule::Once { .. } => {}
+            Schedule::Once { tz, .. } => {
+                if let Some(tz) = tz {
+                    zone(tz)?;
+                }
+            }
         }
         Ok(())
     }
@@ -170,7 +178,7 @@ impl Schedule {
     /// once, at its first occurrence.
     pub fn next_after(&self, t: i64) -> Option<i64> {
         match self {
-            Schedule::Once { at } => (*at > t).then_some(*at),
+            Schedule::Once { at, .. } => (*at > t).then_some(*at),
             Schedule::Trigger { .. } => None,
             Schedule::Cron { cron, tz } => {
                 let cron = parse_cron(cron).ok()?;
@@ -186,7 +194,8 @@ impl Schedule {
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         match self {
             Schedule::Cron { tz, .. } => zone(tz).unwrap_or(jiff::tz::TimeZone::UTC),
-            Schedule::Once { .. } | Schedule::Trigger { .. } => jiff::tz::TimeZone::UTC,
+            Schedule::Once { tz: Some(tz), .. } => zone(tz).unwrap_or(jiff::tz::TimeZone::UTC),
+            Schedule::Once { tz: None, .. } | Schedule::Trigger { .. } => jiff::tz::TimeZone::UTC,
         }
     }
 }
@@ -349,7 +358,8 @@ impl FromStr for Segment {
                     .ok_or_else(bad)?
                     .parse()
                     .map_err(|_| bad())?;
-                if hours <= 0 {
+                // Up to a year: longer is no recent activity.
+                if !(1..=8784).contains(&hours) {
                     return Err(bad());
                 }
                 Condition::ActiveWithin(hours)
@@ -405,7 +415,7 @@ impl Segment {
             Condition::Vip(Cmp::AtMost, n) => profile.vip_level <= *n,
             Condition::Tag { name, negated } => profile.tags.contains(name) != *negated,
             Condition::ActiveWithin(h) => {
-                last_interaction.is_some_and(|at| now.saturating_sub(at) < h * 3600)
+                last_interaction.is_some_and(|at| now.saturating_sub(at) < h.saturating_mul(3600))
             }
         })
     }
@@ -856,8 +866,9 @@ impl NewCampaign {
                     "a cron schedule needs its time zone, e.g. --tz Asia/Shanghai",
                 ));
             }
-            (None, _, Some(at)) => Schedule::Once {
+            (None, tz, Some(at)) => Schedule::Once {
                 at: instant("at", &at)?,
+                tz,
             },
             (Some(_), _, Some(_)) => {
                 return Err(invalid("at", "give --cron with --tz, or --at, not both"));
@@ -924,7 +935,21 @@ impl NewCampaign {
                 return Err(CampaignError::Blocked { words });
             }
         }
-        let quiet_hours = self.quiet_hours.as_deref().map(str::parse).transpose()?;
+        let quiet_hours: Option<QuietHours> =
+            self.quiet_hours.as_deref().map(str::parse).transpose()?;
+        // Quiet hours are read on the audience's clock, which must be
+        // named, not guessed as UTC.
+        if quiet_hours.is_some()
+            && matches!(
+                schedule,
+                Schedule::Once { tz: None, .. } | Schedule::Trigger { .. }
+            )
+        {
+            return Err(invalid(
+                "quiet_hours",
+                "quiet hours are read on a local clock: give --tz with --at (a triggered campaign has none)",
+            ));
+        }
         if self.rate_per_sec == Some(0) {
             return Err(invalid("rate_per_sec", "give at least 1 message a second"));
         }
@@ -975,7 +1000,7 @@ impl NewCampaign {
         };
         campaign.next_fire = match campaign.schedule {
             // A one-off a little in the past (a slow request) still runs.
-            Schedule::Once { at } if at > now - 60 => campaign.fire_after(at - 1),
+            Schedule::Once { at, .. } if at > now - 60 => campaign.fire_after(at - 1),
             Schedule::Once { .. } => {
                 return Err(invalid("at", "that instant has passed"));
             }
@@ -2157,6 +2182,9 @@ impl Runner {
             let text = campaign.template().map(|t| t.literal()).unwrap_or_default();
             let outcome = match api.mass_send_text(tag_id, &text, &id).await {
                 Ok(_) => Outcome::Sent,
+                // WeChat has this clientmsgid from an earlier attempt
+                // whose answer we lost: that attempt went out.
+                Err(e) if e.code() == 45065 => Outcome::Sent,
                 Err(e) if matches!(e.failure(), Failure::Retry | Failure::RefreshToken) => {
                     self.store.release_delivery(&id, MASS).await?;
                     return Ok(RunEnd::Waiting(e.to_string()));
@@ -2708,6 +2736,7 @@ mod tests {
                 campaign_id: coupon.id.clone(),
                 scheduled_at: day,
                 openids: vec!["oAsker".to_owned()],
+                waits: 0,
             }],
             "the paused one does not fire"
         );
@@ -2742,6 +2771,37 @@ mod tests {
                 })
             ),
             "a trigger is not run on request"
+        );
+    }
+
+    #[test]
+    fn a_one_offs_quiet_hours_are_read_in_its_zone_and_refused_without_one() {
+        let now = at("2026-11-27T00:00:00Z");
+        let one_off = |tz: Option<&str>| NewCampaign {
+            cron: None,
+            tz: tz.map(str::to_owned),
+            at: Some("2026-11-28T09:00:00+08:00".to_owned()),
+            quiet_hours: Some("22-8".to_owned()),
+            ..new("tag:VIP", "custom", "{{name}}，早上好")
+        };
+        let beijing = one_off(Some("Asia/Shanghai"))
+            .build("c1".to_owned(), "alice", now, None)
+            .expect("built");
+        // 15:00 UTC is 23:00 in Beijing: quiet. 02:00 UTC is 10:00: not.
+        assert!(beijing.is_quiet(at("2026-11-28T15:00:00Z")));
+        assert!(!beijing.is_quiet(at("2026-11-28T02:00:00Z")));
+        assert!(matches!(
+            one_off(None).build("c2".to_owned(), "alice", now, None),
+            Err(CampaignError::Invalid {
+                field: "quiet_hours",
+                ..
+            })
+        ));
+        assert!(
+            "segment:active<9999999999999999h"
+                .parse::<Audience>()
+                .is_err(),
+            "an activity window beyond a year is refused, not overflowed"
         );
     }
 

@@ -444,9 +444,12 @@ impl WeChatApi for HttpWeChatApi {
         let answer = self
             .deliver("/cgi-bin/message/template/send", &body)
             .await?;
-        answer["msgid"]
-            .as_u64()
-            .ok_or_else(|| ApiError::BadResponse("template send without msgid".into()))
+        // errcode 0 means it was accepted: a missing msgid must not make
+        // it look like a failure that is safe to send again.
+        Ok(answer["msgid"].as_u64().unwrap_or_else(|| {
+            tracing::warn!("WeChat accepted a template message without a msgid");
+            0
+        }))
     }
 
     async fn tags(&self) -> Result<Vec<Tag>, ApiError> {

@@ -40,7 +40,20 @@ pub struct DeliveryBatch {
     pub scheduled_at: i64,
     /// Who gets it.
     pub openids: Vec<String>,
+    /// How many times it was queued again to wait (WeChat busy, a setup
+    /// error); see [`MAX_WAITS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waits: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Waits after which a batch that is not held by a pause or quiet hours
+/// is an error for the queue's dead-letter queue (and its alarm) instead
+/// of waiting again: 288 waits are a day of 5-minute waits.
+pub const MAX_WAITS: u32 = 288;
 
 /// `openids` in batches of [`BATCH`].
 pub fn batches_of(
@@ -54,6 +67,7 @@ pub fn batches_of(
             campaign_id: campaign_id.to_owned(),
             scheduled_at,
             openids: chunk.to_vec(),
+            waits: 0,
         })
         .collect()
 }
@@ -167,6 +181,9 @@ impl BatchDeliverer {
         let mut retry = Vec::new();
         let mut wait = Duration::ZERO;
         let mut why = String::new();
+        // A store error while settling is returned once every send of the
+        // batch has ended: dropping them mid-send would cut them off.
+        let mut store_error = None;
         while let Some(joined) = tasks.join_next().await {
             let Ok((openid, result)) = joined else {
                 continue;
@@ -186,8 +203,10 @@ impl BatchDeliverer {
                             },
                             ..claim
                         };
-                        store.finish_delivery(&occurrence, &failed).await?;
-                        out.settled += 1;
+                        match store.finish_delivery(&occurrence, &failed).await {
+                            Ok(()) => out.settled += 1,
+                            Err(e) => store_error = Some(e),
+                        }
                     } else {
                         let left = u64::try_from(self.interrupted_after - age).unwrap_or(0) + 1;
                         wait = wait.max(Duration::from_secs(left));
@@ -203,10 +222,14 @@ impl BatchDeliverer {
                 }
             }
         }
+        if let Some(e) = store_error {
+            return Err(e);
+        }
         retry.extend(unaccounted);
         if !retry.is_empty() {
             let again = DeliveryBatch {
                 openids: retry,
+                waits: batch.waits + 1,
                 ..batch
             };
             out.later = Some((

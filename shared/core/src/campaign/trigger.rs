@@ -106,6 +106,7 @@ impl Triggers {
                 campaign_id: campaign.id.clone(),
                 scheduled_at: day,
                 openids: vec![openid.to_owned()],
+                waits: 0,
             });
         }
         Ok(fired)
