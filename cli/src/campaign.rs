@@ -411,12 +411,12 @@ pub fn local(
         segment_page: 500,
     });
     let campaigns = Arc::new(
-        Campaigns::new(campaign_store.clone(), clock.clone(), Some(screen.clone())).with_approval(
-            wca_core::campaign::Approval {
+        Campaigns::new(campaign_store.clone(), clock.clone(), Some(screen.clone()))
+            .with_approval(wca_core::campaign::Approval {
                 above: env_number("WCA_APPROVAL_ABOVE", 1000)?,
                 audiences: audiences.clone(),
-            },
-        ),
+            })
+            .with_segments(audiences.profiles.is_some()),
     );
     let deliverer = Arc::new(wca_core::campaign::Deliverer {
         store: campaign_store.clone(),

@@ -298,12 +298,21 @@ impl Stack {
             screen: Some(screen.clone()),
             clock: clock.clone(),
         });
-        let campaigns = Arc::new(Campaigns::new(store, clock, Some(screen)).with_approval(
-            Approval {
-                above: number(&wired.env, APPROVAL_ABOVE_VAR, 1000)?,
-                audiences: audiences.clone(),
-            },
-        ));
+        let campaigns = Arc::new(
+            Campaigns::new(store, clock, Some(screen))
+                .with_approval(Approval {
+                    above: number(&wired.env, APPROVAL_ABOVE_VAR, 1000)?,
+                    audiences: audiences.clone(),
+                })
+                // No profile directory on AWS yet: segments are refused
+                // when created, not failed when run.
+                .with_segments(false)
+                .with_interrupted_after(number(
+                    &wired.env,
+                    INTERRUPTED_AFTER_VAR,
+                    INTERRUPTED_AFTER_SECS,
+                )?),
+        );
         let queue = SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&wired.config), queue_url);
         Ok(Self {
             campaigns,

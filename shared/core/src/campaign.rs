@@ -1269,6 +1269,10 @@ pub struct Campaigns {
     clock: Arc<dyn Clock>,
     screen: Option<Arc<dyn OutboundScreen>>,
     approval: Option<Approval>,
+    /// Whether segments can be read here (a profile directory exists).
+    segments: bool,
+    /// A claim still `Sending` this long reads as `interrupted`.
+    interrupted_after: i64,
 }
 
 /// When a campaign needs a second admin (双人复核).
@@ -1297,7 +1301,26 @@ impl Campaigns {
             clock,
             screen,
             approval: None,
+            segments: true,
+            interrupted_after: INTERRUPTED_AFTER_SECS,
         }
+    }
+
+    /// Refuses segment audiences at creation when `readable` is false (no
+    /// profile directory to read them from), instead of failing at run
+    /// time.
+    #[must_use]
+    pub fn with_segments(mut self, readable: bool) -> Self {
+        self.segments = readable;
+        self
+    }
+
+    /// Reports a claim still `Sending` after `secs` as `interrupted` (the
+    /// deliver workers' setting; default [`INTERRUPTED_AFTER_SECS`]).
+    #[must_use]
+    pub fn with_interrupted_after(mut self, secs: i64) -> Self {
+        self.interrupted_after = secs.max(0);
+        self
     }
 
     /// Campaigns to every follower, or to more than `approval.above`
@@ -1365,6 +1388,12 @@ impl Campaigns {
             let mut campaign = new
                 .clone()
                 .build(new_id(now), by, now, self.screen.as_deref())?;
+            if !self.segments && matches!(campaign.audience, Audience::Segment(_)) {
+                return Err(invalid(
+                    "audience",
+                    "segments are read from the shop's users file, and this deployment has none: use tag:NAME or all",
+                ));
+            }
             if let Some(why) = self.needs_approval(&campaign).await {
                 campaign.status = Status::PendingApproval;
                 campaign.approval = Some(why);
@@ -1575,7 +1604,7 @@ impl Campaigns {
                 &occurrence,
                 &deliveries,
                 now,
-                INTERRUPTED_AFTER_SECS,
+                self.interrupted_after,
             ));
         }
         Ok(CampaignReport {
@@ -2803,6 +2832,30 @@ mod tests {
                 .is_err(),
             "an activity window beyond a year is refused, not overflowed"
         );
+    }
+
+    #[tokio::test]
+    async fn without_a_profile_directory_a_segment_is_refused_when_created() {
+        let (campaigns, _clock) = campaigns_at(at("2026-11-27T12:00:00Z"));
+        let campaigns = campaigns.with_segments(false);
+        let refused = campaigns
+            .create(new("segment:vip>=2", "custom", "{{name}}"), "alice")
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(CampaignError::Invalid {
+                    field: "audience",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(campaigns.store().list().await.expect("list").is_empty());
+        campaigns
+            .create(new("tag:VIP", "custom", "{{name}}"), "alice")
+            .await
+            .expect("a tag is fine");
     }
 
     struct Profiles(Vec<Profile>);
