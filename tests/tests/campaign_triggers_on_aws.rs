@@ -171,3 +171,110 @@ async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_fun
     let report = campaigns.report(&coupon.id).await.expect("report");
     assert_eq!(report.occurrences[0].sent, 1);
 }
+
+#[tokio::test]
+async fn in_async_mode_the_responder_that_decides_the_reply_queues_the_coupon() {
+    use wca_aws::SqsMessageQueue;
+    use wca_webhook::AsyncReplies;
+    use wca_webhook::lambda::Responder;
+
+    let config = stand_in_config(&common::endpoint()).await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        wca_aws::unique_name("wca"),
+    ));
+    store.create_table().await.expect("table");
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let replies = SqsMessageQueue::create(sqs.clone(), &wca_aws::unique_name("replies"), 30)
+        .await
+        .expect("fifo queue");
+    let delivery = SqsDeliveryQueue::create(sqs, &wca_aws::unique_name("delivery"), 30)
+        .await
+        .expect("queue");
+    let opts = Options {
+        app_id: APP_ID.into(),
+        ..Options::default()
+    };
+    let (_fake, addr) = FakeWeChat::start(opts.clone()).await.expect("stand-in");
+    let campaign_store: Arc<dyn CampaignStore> = store.clone();
+    let coupon = Campaigns::new(campaign_store, Arc::new(SystemClock), None)
+        .create(
+            NewCampaign {
+                name: "问券送券".to_owned(),
+                on_intent: Some("promotion".to_owned()),
+                on_keyword: Some("优惠券".to_owned()),
+                audience: "all".to_owned(),
+                channel: "custom".to_owned(),
+                text: "送您一张优惠券".to_owned(),
+                ..NewCampaign::default()
+            },
+            "alice",
+        )
+        .await
+        .expect("created");
+    let ports = || Ports {
+        archive: store.clone(),
+        dedup: store.clone(),
+        events: Arc::new(MemoryEventSink::default()),
+        clock: Arc::new(SystemClock),
+        conversations: store.clone(),
+        shop: wca_dialog::Shop::default(),
+        commit: None,
+    };
+    // The webhook in async mode only queues the message...
+    let webhook = router(
+        Webhook::new(settings(), ports()).with_async_replies(AsyncReplies {
+            contacts: store.clone(),
+            wake: Arc::default(),
+            queue: Some(Arc::new(replies.clone())),
+            late_after: None,
+        }),
+    );
+    let asker = "oTrigger00000000000000009";
+    let (_, _, status, _) = common::post_text(&webhook, SIGNING, asker, "7201", "有优惠券吗").await;
+    assert_eq!(status, 200);
+    assert!(
+        delivery
+            .reader()
+            .receive(1)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "the webhook decided nothing yet"
+    );
+
+    // ...the responder decides the reply, and hears of the text.
+    let api = HttpWeChatApi::new(
+        ApiConfig::new(
+            &format!("http://{addr}"),
+            APP_ID,
+            AppSecret::new(&opts.secret).expect("secret"),
+        ),
+        store.clone(),
+        Arc::new(SystemClock),
+    )
+    .expect("client");
+    let outbound = Outbound::new(
+        Arc::new(api),
+        store.clone(),
+        Arc::new(MemoryEventSink::default()),
+        Arc::new(SystemClock),
+        OutboundPolicy::default(),
+    );
+    let responder = Responder::new(
+        Webhook::new(settings(), ports()).with_triggers(Arc::new(QueuedTriggers::new(
+            store.clone(),
+            delivery.clone(),
+        ))),
+        Arc::new(outbound),
+    );
+    let batch = replies.reader().receive(1).await.expect("receive");
+    assert_eq!(batch.len(), 1);
+    let response = responder.handle(common::as_sqs_event(&batch)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let queued = delivery.reader().receive(1).await.expect("receive");
+    assert_eq!(queued.len(), 1, "one coupon queued");
+    let fired: DeliveryBatch = serde_json::from_str(&queued[0].body).expect("a batch");
+    assert_eq!(fired.campaign_id, coupon.id);
+    assert_eq!(fired.openids, [asker]);
+}

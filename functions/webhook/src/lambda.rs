@@ -39,6 +39,20 @@ pub struct QueuedTriggers {
 }
 
 impl QueuedTriggers {
+    /// From `WCA_DELIVERY_QUEUE_URL`, when it is set: the webhook (passive
+    /// mode) and the responder (async mode) both decide replies, so both
+    /// report texts to the triggers.
+    pub fn from_env(wired: &Wired) -> Option<Arc<Self>> {
+        let url = wired
+            .env
+            .var(DELIVERY_QUEUE_VAR)
+            .filter(|u| !u.is_empty())?;
+        Some(Arc::new(Self::new(
+            wired.store.clone(),
+            wca_aws::SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&wired.config), url),
+        )))
+    }
+
     /// Over the stack's table; the campaign list is read at most once a
     /// minute per sandbox.
     pub fn new(store: Arc<DynamoDbStore>, queue: wca_aws::SqsDeliveryQueue) -> Self {

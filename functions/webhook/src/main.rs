@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use axum::{extract::Request, middleware::Next};
 use lambda_http::{Error, run};
+use wca_aws::SqsMessageQueue;
 use wca_aws::metrics::{Emf, Metrics};
-use wca_aws::{SqsDeliveryQueue, SqsMessageQueue};
 use wca_webhook::lambda::{QueuedTriggers, REPLY_MODE_VAR, REPLY_QUEUE_VAR, async_mode, wire};
 use wca_webhook::settings::Env;
 use wca_webhook::{AsyncReplies, Webhook, router};
@@ -32,16 +32,7 @@ async fn main() -> Result<(), Error> {
         wired.settings.callback.aes_key.is_some(),
         wired.env.var(ALLOW_PLAINTEXT_VAR).as_deref(),
     )?;
-    let delivery_queue = wired
-        .env
-        .var(wca_webhook::lambda::DELIVERY_QUEUE_VAR)
-        .filter(|url| !url.is_empty());
-    let triggers = delivery_queue.map(|url| {
-        Arc::new(QueuedTriggers::new(
-            wired.store.clone(),
-            SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&wired.config), url),
-        ))
-    });
+    let triggers = QueuedTriggers::from_env(&wired);
     let mut hook = Webhook::new(wired.settings, wired.ports);
     if let Some(triggers) = triggers {
         hook = hook.with_triggers(triggers);

@@ -18,7 +18,9 @@ use wca_aws::metrics::{Emf, Metrics};
 use wca_core::outbound::OutboundPolicy;
 use wca_core::{Outbound, SystemClock};
 use wca_webhook::Webhook;
-use wca_webhook::lambda::{REPLY_DEAD_LETTERS_VAR, REPLY_QUEUE_VAR, Responder, wire};
+use wca_webhook::lambda::{
+    QueuedTriggers, REPLY_DEAD_LETTERS_VAR, REPLY_QUEUE_VAR, Responder, wire,
+};
 use wca_webhook::settings::Env;
 use wca_wechat::api::{ApiConfig, AppSecret, DEFAULT_BASE, HttpWeChatApi};
 
@@ -49,15 +51,23 @@ async fn main() -> Result<(), Error> {
         clock,
         OutboundPolicy::default(),
     );
-    let mut responder = Responder::new(
-        Webhook::new(wired.settings, wired.ports),
-        Arc::new(outbound),
-    );
+    // In async mode the replies are decided here, so the triggered
+    // campaigns hear of each text here.
+    let triggers = QueuedTriggers::from_env(&wired);
     let sqs = aws_sdk_sqs::Client::new(&wired.config);
-    if let Some(url) = wired.env.var(REPLY_QUEUE_VAR) {
+    let (reply_queue, dead_letters) = (
+        wired.env.var(REPLY_QUEUE_VAR),
+        wired.env.var(REPLY_DEAD_LETTERS_VAR),
+    );
+    let mut hook = Webhook::new(wired.settings, wired.ports);
+    if let Some(triggers) = triggers {
+        hook = hook.with_triggers(triggers);
+    }
+    let mut responder = Responder::new(hook, Arc::new(outbound));
+    if let Some(url) = reply_queue {
         responder = responder.with_queue(SqsEventQueue::new(sqs.clone(), url));
     }
-    if let Some(url) = wired.env.var(REPLY_DEAD_LETTERS_VAR) {
+    if let Some(url) = dead_letters {
         responder = responder.with_dead_letters(SqsEventQueue::new(sqs, url));
     }
     let responder = Arc::new(responder);
