@@ -84,7 +84,9 @@ pub struct AddArgs {
     /// tag:NAME, all, or segment:EXPR (vip>=2,tag=复购,active<48h).
     #[arg(long)]
     audience: String,
-    /// custom (48-hour window), template (service notices) or mass (by tag).
+    /// custom (48-hour window), template (service notices), mass (by tag),
+    /// or tag (a triggered campaign puts the WeChat tag --text names on the
+    /// user who wrote).
     #[arg(long)]
     channel: String,
     /// The content, with {{name}}, {{vip_level}}, {{tags}},

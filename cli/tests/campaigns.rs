@@ -371,10 +371,7 @@ fn a_user_who_asks_about_coupons_gets_one_coupon_in_their_own_name_once_per_cool
             "券",
         ],
     );
-    assert!(
-        !ok && err.contains("--channel custom --audience all"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("--audience all"), "{err}");
 
     let id = add(
         &server,
@@ -443,5 +440,101 @@ fn a_user_who_asks_about_coupons_gets_one_coupon_in_their_own_name_once_per_cool
         (occ["audience"].as_u64(), occ["sent"].as_u64()),
         (Some(2), Some(2)),
         "{r}"
+    );
+}
+
+#[test]
+fn a_user_who_asks_about_coupons_is_tagged_in_wechat_and_a_campaign_to_that_tag_reaches_only_them()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url, server) = demo_serve(dir.path());
+    let stand_in = std::fs::read_to_string(dir.path().join("fake-wechat.url")).expect("url");
+    ureq::post(&format!("{}/_fake/tags", stand_in.trim()))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({"name": "意向客户"}).to_string())
+        .expect("a tag in the stand-in");
+
+    let (ok, _, err) = campaign(
+        &server,
+        &[
+            "add",
+            "--name",
+            "打标",
+            "--on-keyword",
+            "优惠券",
+            "--audience",
+            "all",
+            "--channel",
+            "tag",
+            "--text",
+            "{{name}}",
+        ],
+    );
+    assert!(!ok && err.contains("tag's name"), "{err}");
+    let tagger = add(
+        &server,
+        &[
+            "--name",
+            "问券打标",
+            "--on-keyword",
+            "优惠券",
+            "--audience",
+            "all",
+            "--channel",
+            "tag",
+            "--text",
+            "意向客户",
+        ],
+    );
+    common::send(&url, dir.path(), "o_demo_user03", "有优惠券吗", "92001");
+    common::send(&url, dir.path(), "o_demo_user04", "我的快递到哪了", "92002");
+    let start = Instant::now();
+    loop {
+        let r = report(&server, &tagger);
+        if r["occurrences"][0]["sent"] == 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "not tagged: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // 客户分层: the tag is an audience now.
+    let id = add(
+        &server,
+        &[
+            "--name",
+            "意向客户专享",
+            "--at",
+            &soon(),
+            "--audience",
+            "tag:意向客户",
+            "--channel",
+            "template",
+            "--template-id",
+            "TPL-3",
+            "--text",
+            "{{name}}，意向客户专享券已到账",
+        ],
+    );
+    finished_report(&server, &id, Duration::from_secs(30));
+    let got: Vec<(String, String)> = stand_in_sent(dir.path())
+        .iter()
+        .filter(|s| s["api"] == "template")
+        .map(|s| {
+            (
+                s["openid"].as_str().unwrap_or_default().to_owned(),
+                s["body"]["data"]["content"]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            "o_demo_user03".to_owned(),
+            "橘子汽水，意向客户专享券已到账".to_owned()
+        )]
     );
 }

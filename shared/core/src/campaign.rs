@@ -441,6 +441,10 @@ pub enum Channel {
     /// WeChat's mass send to a tag or to all: the same text for everyone,
     /// under WeChat's monthly quota.
     Mass,
+    /// No message: the user gets the WeChat tag the text names (客户分层
+    /// from what they write, for later `tag:` campaigns). Triggered
+    /// campaigns only.
+    Tag,
 }
 
 impl FromStr for Channel {
@@ -451,9 +455,10 @@ impl FromStr for Channel {
             "custom" => Ok(Channel::Custom),
             "template" => Ok(Channel::Template),
             "mass" => Ok(Channel::Mass),
+            "tag" => Ok(Channel::Tag),
             other => Err(invalid(
                 "channel",
-                format!("{other:?}: write custom, template or mass"),
+                format!("{other:?}: write custom, template, mass or tag"),
             )),
         }
     }
@@ -892,11 +897,28 @@ impl NewCampaign {
                 ));
             }
         }
-        if triggered && (channel != Channel::Custom || audience != Audience::All) {
+        if triggered
+            && (!matches!(channel, Channel::Custom | Channel::Tag) || audience != Audience::All)
+        {
             return Err(invalid(
                 "channel",
-                "a triggered campaign answers the user who just wrote: use --channel custom --audience all",
+                "a triggered campaign answers the user who just wrote: use --channel custom (or tag) --audience all",
             ));
+        }
+        if channel == Channel::Tag {
+            let name = template.literal();
+            if !triggered {
+                return Err(invalid(
+                    "channel",
+                    "channel tag tags the user who wrote: give --on-intent or --on-keyword",
+                ));
+            }
+            if !template.variables().is_empty() || name.trim().is_empty() || name.len() > 30 {
+                return Err(invalid(
+                    "text",
+                    "channel tag: the text is the WeChat tag's name, up to 30 bytes, without {{variables}}",
+                ));
+            }
         }
         match channel {
             Channel::Mass => {
@@ -1971,6 +1993,24 @@ impl Deliverer {
                 api.send_template(&msg).await.map(|_| ())
             }
             Channel::Mass => return skipped("mass_send_is_per_tag".to_owned()),
+            Channel::Tag => {
+                let Some(api) = &self.api else {
+                    return Err(NotNow {
+                        why: "tagging needs the WeChat API (WECHAT_APP_SECRET)".to_owned(),
+                        retry_in: Duration::from_secs(300),
+                    });
+                };
+                let name = text.trim();
+                match api.tags().await {
+                    Ok(tags) => match tags.into_iter().find(|t| t.name == name) {
+                        Some(tag) => api.tag_users(tag.id, &[openid.to_owned()]).await,
+                        // Tags are made in the WeChat console (or by
+                        // WeChat's API), not by a campaign.
+                        None => return skipped(format!("no_such_tag:{name}")),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
         };
         match result {
             Ok(()) => Ok(Outcome::Sent),
@@ -2737,6 +2777,33 @@ mod tests {
             build(triggered(Some(" , "), None)).is_err(),
             "an empty list is no trigger: it needs a time then"
         );
+        let tagger = NewCampaign {
+            channel: "tag".to_owned(),
+            text: "意向客户".to_owned(),
+            ..triggered(None, Some("优惠券"))
+        };
+        assert!(build(tagger.clone()).is_ok(), "a trigger may tag");
+        let scheduled_tag = NewCampaign {
+            on_keyword: None,
+            cron: Some("0 9 * * 1".to_owned()),
+            tz: Some("Asia/Shanghai".to_owned()),
+            ..tagger.clone()
+        };
+        assert!(matches!(
+            build(scheduled_tag),
+            Err(CampaignError::Invalid {
+                field: "channel",
+                ..
+            })
+        ));
+        let templated_tag = NewCampaign {
+            text: "{{name}}".to_owned(),
+            ..tagger
+        };
+        assert!(matches!(
+            build(templated_tag),
+            Err(CampaignError::Invalid { field: "text", .. })
+        ));
     }
 
     #[tokio::test]
