@@ -36,8 +36,17 @@ fn settings() -> Settings {
     Settings::resolve(FileSettings::default(), &env, None).expect("settings")
 }
 
-#[tokio::test]
-async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_function_sends_once() {
+/// The stack's table and delivery queue on moto, and the WeChat stand-in.
+struct Rig {
+    config: aws_config::SdkConfig,
+    store: Arc<DynamoDbStore>,
+    queue: SqsDeliveryQueue,
+    fake: FakeWeChat,
+    base: String,
+    secret: String,
+}
+
+async fn rig() -> Rig {
     let config = stand_in_config(&common::endpoint()).await;
     let store = Arc::new(DynamoDbStore::new(
         aws_sdk_dynamodb::Client::new(&config),
@@ -56,7 +65,64 @@ async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_fun
         ..Options::default()
     };
     let (fake, addr) = FakeWeChat::start(opts.clone()).await.expect("stand-in");
+    Rig {
+        config,
+        store,
+        queue,
+        fake,
+        base: format!("http://{addr}"),
+        secret: opts.secret,
+    }
+}
 
+impl Rig {
+    /// The functions' ports on the table, events kept in memory.
+    fn ports(&self) -> Ports {
+        Ports {
+            archive: self.store.clone(),
+            dedup: self.store.clone(),
+            events: Arc::new(MemoryEventSink::default()),
+            clock: Arc::new(SystemClock),
+            conversations: self.store.clone(),
+            shop: wca_dialog::Shop::default(),
+            commit: None,
+        }
+    }
+
+    /// Customer-service sends to the stand-in.
+    fn outbound(&self) -> (Arc<HttpWeChatApi>, Arc<Outbound>) {
+        let api = Arc::new(
+            HttpWeChatApi::new(
+                ApiConfig::new(
+                    &self.base,
+                    APP_ID,
+                    AppSecret::new(&self.secret).expect("secret"),
+                ),
+                self.store.clone(),
+                Arc::new(SystemClock),
+            )
+            .expect("client"),
+        );
+        let outbound = Arc::new(Outbound::new(
+            api.clone(),
+            self.store.clone(),
+            Arc::new(MemoryEventSink::default()),
+            Arc::new(SystemClock),
+            OutboundPolicy::default(),
+        ));
+        (api, outbound)
+    }
+
+    /// The triggers as the functions wire them.
+    fn triggers(&self) -> Arc<QueuedTriggers> {
+        Arc::new(QueuedTriggers::new(self.store.clone(), self.queue.clone()))
+    }
+}
+
+#[tokio::test]
+async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_function_sends_once() {
+    let rig = rig().await;
+    let (store, queue, fake) = (&rig.store, &rig.queue, &rig.fake);
     let campaign_store: Arc<dyn CampaignStore> = store.clone();
     let campaigns = Campaigns::new(campaign_store.clone(), Arc::new(SystemClock), None);
     let coupon = campaigns
@@ -74,20 +140,7 @@ async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_fun
         .await
         .expect("created");
 
-    let events = Arc::new(MemoryEventSink::default());
-    let ports = Ports {
-        archive: store.clone(),
-        dedup: store.clone(),
-        events: events.clone(),
-        clock: Arc::new(SystemClock),
-        conversations: store.clone(),
-        shop: wca_dialog::Shop::default(),
-        commit: None,
-    };
-    let webhook = router(
-        Webhook::new(settings(), ports)
-            .with_triggers(Arc::new(QueuedTriggers::new(store.clone(), queue.clone()))),
-    );
+    let webhook = router(Webhook::new(settings(), rig.ports()).with_triggers(rig.triggers()));
     let asker = "oTrigger00000000000000001";
     for (user, msg_id, text) in [
         (asker, "7101", "有优惠券吗"),
@@ -112,26 +165,8 @@ async fn a_coupon_question_to_the_webhook_queues_one_coupon_that_the_deliver_fun
     );
 
     // The deliver function, sending to the stand-in.
-    let api = Arc::new(
-        HttpWeChatApi::new(
-            ApiConfig::new(
-                &format!("http://{addr}"),
-                APP_ID,
-                AppSecret::new(&opts.secret).expect("secret"),
-            ),
-            store.clone(),
-            Arc::new(SystemClock),
-        )
-        .expect("client"),
-    );
+    let (api, outbound) = rig.outbound();
     fake.interact(asker);
-    let outbound = Arc::new(Outbound::new(
-        api.clone(),
-        store.clone(),
-        events,
-        Arc::new(SystemClock),
-        OutboundPolicy::default(),
-    ));
     let deliver = Deliver::new(
         BatchDeliverer::new(
             Arc::new(Deliverer {
@@ -178,24 +213,15 @@ async fn in_async_mode_the_responder_that_decides_the_reply_queues_the_coupon() 
     use wca_webhook::AsyncReplies;
     use wca_webhook::lambda::Responder;
 
-    let config = stand_in_config(&common::endpoint()).await;
-    let store = Arc::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        wca_aws::unique_name("wca"),
-    ));
-    store.create_table().await.expect("table");
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let replies = SqsMessageQueue::create(sqs.clone(), &wca_aws::unique_name("replies"), 30)
-        .await
-        .expect("fifo queue");
-    let delivery = SqsDeliveryQueue::create(sqs, &wca_aws::unique_name("delivery"), 30)
-        .await
-        .expect("queue");
-    let opts = Options {
-        app_id: APP_ID.into(),
-        ..Options::default()
-    };
-    let (_fake, addr) = FakeWeChat::start(opts.clone()).await.expect("stand-in");
+    let rig = rig().await;
+    let (store, delivery) = (&rig.store, &rig.queue);
+    let replies = SqsMessageQueue::create(
+        aws_sdk_sqs::Client::new(&rig.config),
+        &wca_aws::unique_name("replies"),
+        30,
+    )
+    .await
+    .expect("fifo queue");
     let campaign_store: Arc<dyn CampaignStore> = store.clone();
     let coupon = Campaigns::new(campaign_store, Arc::new(SystemClock), None)
         .create(
@@ -212,18 +238,9 @@ async fn in_async_mode_the_responder_that_decides_the_reply_queues_the_coupon() 
         )
         .await
         .expect("created");
-    let ports = || Ports {
-        archive: store.clone(),
-        dedup: store.clone(),
-        events: Arc::new(MemoryEventSink::default()),
-        clock: Arc::new(SystemClock),
-        conversations: store.clone(),
-        shop: wca_dialog::Shop::default(),
-        commit: None,
-    };
     // The webhook in async mode only queues the message...
     let webhook = router(
-        Webhook::new(settings(), ports()).with_async_replies(AsyncReplies {
+        Webhook::new(settings(), rig.ports()).with_async_replies(AsyncReplies {
             contacts: store.clone(),
             wake: Arc::default(),
             queue: Some(Arc::new(replies.clone())),
@@ -244,29 +261,10 @@ async fn in_async_mode_the_responder_that_decides_the_reply_queues_the_coupon() 
     );
 
     // ...the responder decides the reply, and hears of the text.
-    let api = HttpWeChatApi::new(
-        ApiConfig::new(
-            &format!("http://{addr}"),
-            APP_ID,
-            AppSecret::new(&opts.secret).expect("secret"),
-        ),
-        store.clone(),
-        Arc::new(SystemClock),
-    )
-    .expect("client");
-    let outbound = Outbound::new(
-        Arc::new(api),
-        store.clone(),
-        Arc::new(MemoryEventSink::default()),
-        Arc::new(SystemClock),
-        OutboundPolicy::default(),
-    );
+    let (_, outbound) = rig.outbound();
     let responder = Responder::new(
-        Webhook::new(settings(), ports()).with_triggers(Arc::new(QueuedTriggers::new(
-            store.clone(),
-            delivery.clone(),
-        ))),
-        Arc::new(outbound),
+        Webhook::new(settings(), rig.ports()).with_triggers(rig.triggers()),
+        outbound,
     );
     let batch = replies.reader().receive(1).await.expect("receive");
     assert_eq!(batch.len(), 1);
